@@ -38,7 +38,7 @@ setup(
     maintainer_email="edepth@example.com",
     description="Metric monocular depth for ROS 2 from embodied scene geometry and a vision-language network",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
             "edepth = edepth_ros.cli:main",

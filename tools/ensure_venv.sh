@@ -27,7 +27,9 @@ if ! "$VENV/bin/python" -c "import sys" >/dev/null 2>&1; then
   "$PYTHON" -m venv "$VENV"
 fi
 rm -f "$stamp"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
+# The machine's pip config names local wheel folders that may not exist: drop those warnings.
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock 2>&1 \
+  | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 if ! "$VENV/bin/python" -c "import edepth_ros, torch, rclpy, onnxruntime, cv2" ; then
   echo "edepth_ros: the environment in $VENV was installed but does not import; remove it (rm -rf $VENV) and run 'make venv' again." >&2
