@@ -1,0 +1,520 @@
+"""ROS 2 bag reading and writing with ``rosbags`` (pure Python, no ROS installation needed).
+
+- ``typestore()``: the ROS 2 Kilted typestore (sensor_msgs, tf2_msgs, rosgraph_msgs, ... built in).
+- ``BagWriter``: MCAP (default) or sqlite3, messages built with the helpers below.
+- ``BagReader``: topics, counts, raw messages in time order, with truncation and missing
+  topics reported by name instead of a traceback.
+- Message builders (rosbags dataclasses) and numpy decoders that take views of the CDR buffer
+  (no per-pixel Python).
+- ``TfTree``: static + dynamic transforms from /tf_static and /tf, looked up by frame names.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CAMERA_FRAME = "camera_optical_frame"
+GROUND_FRAME = "base_footprint"
+LIDAR_FRAME = "lidar_link"
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
+TF_MESSAGE = "tf2_msgs/msg/TFMessage"
+CLOCK = "rosgraph_msgs/msg/Clock"
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be read or written as asked; the message names the bag and what to do."""
+
+
+@functools.lru_cache(maxsize=1)
+def typestore():
+    """The rosbags typestore for ROS 2 Kilted (has tf2_msgs/TFMessage and rosgraph_msgs/Clock)."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+def msg_class(msgtype: str):
+    try:
+        return typestore().types[msgtype]
+    except KeyError:
+        raise BagError(f"message type {msgtype!r} is not in the rosbags Kilted typestore") from None
+
+
+# ---------------------------------------------------------------- message builders (rosbags types)
+
+def stamp_ns(seconds: float) -> int:
+    return int(round(seconds * 1e9))
+
+
+def header(stamp: int, frame_id: str):
+    """std_msgs/Header from an integer nanosecond stamp."""
+    t = msg_class("builtin_interfaces/msg/Time")(sec=int(stamp // 1_000_000_000), nanosec=int(stamp % 1_000_000_000))
+    return msg_class("std_msgs/msg/Header")(stamp=t, frame_id=frame_id)
+
+
+def header_ns(hdr) -> int:
+    """Nanoseconds of a Header's stamp (rosbags or rclpy message)."""
+    return int(hdr.stamp.sec) * 1_000_000_000 + int(hdr.stamp.nanosec)
+
+
+def image_msg(array: np.ndarray, stamp: int, frame_id: str, encoding: str | None = None):
+    """sensor_msgs/Image: uint8 (H, W, 3) -> rgb8, (H, W) uint8 -> mono8, float32 -> 32FC1."""
+    a = np.ascontiguousarray(array)
+    if encoding is None:
+        if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3:
+            encoding = "rgb8"
+        elif a.dtype == np.uint8 and a.ndim == 2:
+            encoding = "mono8"
+        elif a.dtype == np.float32 and a.ndim == 2:
+            encoding = "32FC1"
+        elif a.dtype == np.uint16 and a.ndim == 2:
+            encoding = "16UC1"
+        else:
+            raise BagError(f"image array of dtype {a.dtype} and shape {a.shape}: no ROS encoding for it")
+    h, w = a.shape[:2]
+    return msg_class(IMAGE)(header=header(stamp, frame_id), height=h, width=w, encoding=encoding,
+                            is_bigendian=0, step=a.strides[0], data=a.reshape(-1).view(np.uint8))
+
+
+def compressed_image_msg(rgb: np.ndarray, stamp: int, frame_id: str, fmt: str = "jpeg", quality: int = 90):
+    """sensor_msgs/CompressedImage (jpeg or png) from an RGB uint8 image, encoded by OpenCV."""
+    import cv2
+
+    ext = ".jpg" if fmt in ("jpeg", "jpg") else ".png"
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext == ".jpg" else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise BagError(f"OpenCV could not encode the image as {fmt}")
+    return msg_class(COMPRESSED_IMAGE)(header=header(stamp, frame_id), format=f"rgb8; {fmt} compressed bgr8",
+                                       data=buf.reshape(-1))
+
+
+def camera_info_msg(camera, stamp: int, frame_id: str):
+    """sensor_msgs/CameraInfo from a CameraModel (K, D, R, P, distortion model)."""
+    K = np.asarray(camera.K, dtype=np.float64).reshape(3, 3)
+    D = np.zeros(5) if getattr(camera, "D", None) is None else np.asarray(camera.D, dtype=np.float64).ravel()
+    R = np.eye(3) if getattr(camera, "R", None) is None else np.asarray(camera.R, dtype=np.float64).reshape(3, 3)
+    P = getattr(camera, "P", None)
+    P = np.hstack([K, np.zeros((3, 1))]) if P is None else np.asarray(P, dtype=np.float64).reshape(3, 4)
+    roi = msg_class("sensor_msgs/msg/RegionOfInterest")(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+    return msg_class(CAMERA_INFO)(
+        header=header(stamp, frame_id), height=int(camera.height), width=int(camera.width),
+        distortion_model=getattr(camera, "distortion_model", "plumb_bob") or "plumb_bob",
+        d=D, k=K.ravel(), r=R.ravel(), p=P.ravel(), binning_x=0, binning_y=0, roi=roi)
+
+
+def pointcloud_msg(xyz: np.ndarray, stamp: int, frame_id: str, intensity: np.ndarray | None = None):
+    """Unorganised sensor_msgs/PointCloud2 with float32 x, y, z (and intensity if given)."""
+    PointField = msg_class("sensor_msgs/msg/PointField")
+    names = ["x", "y", "z"] + (["intensity"] if intensity is not None else [])
+    rec = np.empty(len(xyz), dtype=[(n, "<f4") for n in names])
+    rec["x"], rec["y"], rec["z"] = (np.asarray(xyz, np.float32)[:, i] for i in range(3))
+    if intensity is not None:
+        rec["intensity"] = intensity
+    fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate(names)]
+    step = 4 * len(names)
+    return msg_class(POINTCLOUD2)(header=header(stamp, frame_id), height=1, width=len(rec), fields=fields,
+                                  is_bigendian=False, point_step=step, row_step=step * len(rec),
+                                  data=rec.view(np.uint8).reshape(-1), is_dense=True)
+
+
+def matrix_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
+    """(x, y, z, w) of a rotation matrix (Shepperd's method, numerically safe)."""
+    R = np.asarray(R, dtype=np.float64)
+    tr = np.trace(R)
+    if tr > 0:
+        s = 2.0 * np.sqrt(tr + 1.0)
+        q = ((R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, 0.25 * s)
+    else:
+        i = int(np.argmax(np.diag(R)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * np.sqrt(1.0 + R[i, i] - R[j, j] - R[k, k])
+        q = [0.0, 0.0, 0.0, 0.0]
+        q[i] = 0.25 * s
+        q[j] = (R[j, i] + R[i, j]) / s
+        q[k] = (R[k, i] + R[i, k]) / s
+        q[3] = (R[k, j] - R[j, k]) / s
+    q = np.asarray(q) / np.linalg.norm(q)
+    return tuple(float(v) for v in q)
+
+
+def quaternion_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
+    n = np.sqrt(x * x + y * y + z * z + w * w)
+    if n == 0:
+        raise BagError("transform with a zero quaternion: the rotation is undefined")
+    x, y, z, w = x / n, y / n, z / n, w / n
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def transform_stamped(T_parent_child: np.ndarray, stamp: int, parent: str, child: str):
+    """geometry_msgs/TransformStamped: the pose of ``child`` in ``parent`` (maps child coords to parent)."""
+    T = np.asarray(T_parent_child, dtype=np.float64)
+    qx, qy, qz, qw = matrix_to_quaternion(T[:3, :3])
+    Vector3 = msg_class("geometry_msgs/msg/Vector3")
+    Quaternion = msg_class("geometry_msgs/msg/Quaternion")
+    tf = msg_class("geometry_msgs/msg/Transform")(
+        translation=Vector3(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
+        rotation=Quaternion(x=qx, y=qy, z=qz, w=qw))
+    return msg_class("geometry_msgs/msg/TransformStamped")(header=header(stamp, parent), child_frame_id=child,
+                                                            transform=tf)
+
+
+def tf_message(transforms: list):
+    return msg_class(TF_MESSAGE)(transforms=list(transforms))
+
+
+def clock_msg(stamp: int):
+    t = msg_class("builtin_interfaces/msg/Time")(sec=int(stamp // 1_000_000_000), nanosec=int(stamp % 1_000_000_000))
+    return msg_class(CLOCK)(clock=t)
+
+
+# ---------------------------------------------------------------- decoders (numpy views)
+
+def image_to_rgb(msg) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from sensor_msgs/Image or CompressedImage (ros/convert.py's readers)."""
+    from ..ros import convert
+
+    if not hasattr(msg, "encoding"):  # CompressedImage has format, not encoding
+        return convert.compressed_to_rgb(msg)
+    return convert.image_to_rgb(msg)
+
+
+def depth_to_metres(msg) -> np.ndarray:
+    """float32 metres (NaN = none) from a 32FC1 or 16UC1 depth image (REP 118)."""
+    from ..ros import convert
+
+    return convert.depth_image_to_numpy(msg)
+
+
+def labels_array(msg) -> np.ndarray:
+    from ..ros import convert
+
+    return convert.label_image_to_numpy(msg)
+
+
+_PF_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
+
+
+def pointcloud_xyz(msg) -> np.ndarray:
+    """(N, 3) float32 finite x, y, z of a sensor_msgs/PointCloud2 (any point layout, one view)."""
+    fields = {f.name: f for f in msg.fields}
+    missing = [n for n in "xyz" if n not in fields]
+    if missing:
+        raise BagError(f"PointCloud2 has no field(s) {missing}; fields are {list(fields)}")
+    order = ">" if msg.is_bigendian else "<"
+    dtype = np.dtype({"names": list("xyz"),
+                      "formats": [order + _PF_DTYPES[fields[n].datatype] for n in "xyz"],
+                      "offsets": [fields[n].offset for n in "xyz"], "itemsize": int(msg.point_step)})
+    n = int(msg.width) * int(msg.height)
+    buf = np.asarray(msg.data, dtype=np.uint8)
+    if buf.size < n * msg.point_step:
+        raise BagError(f"PointCloud2 data has {buf.size} bytes for {n} points of {msg.point_step}: truncated")
+    if msg.row_step != msg.width * msg.point_step and msg.height > 1:
+        buf = buf.reshape(msg.height, msg.row_step)[:, : msg.width * msg.point_step].reshape(-1)
+    rec = np.frombuffer(np.ascontiguousarray(buf[: n * msg.point_step]), dtype=dtype)
+    xyz = np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float32)
+    return xyz[np.isfinite(xyz).all(axis=1)]
+
+
+def transform_to_matrix(transform) -> np.ndarray:
+    """4x4 from geometry_msgs/Transform (the child's pose in the parent)."""
+    T = np.eye(4)
+    r, t = transform.rotation, transform.translation
+    T[:3, :3] = quaternion_to_matrix(r.x, r.y, r.z, r.w)
+    T[:3, 3] = (t.x, t.y, t.z)
+    return T
+
+
+def camera_from_info(msg):
+    """CameraModel from a CameraInfo message (rosbags or rclpy), through ros/convert.py."""
+    from ..ros import convert
+
+    return convert.camera_model_from_info(msg)
+
+
+# ---------------------------------------------------------------- transforms
+
+class TfTree:
+    """Transforms from /tf_static and /tf, looked up as T_target_source (maps source coords to target).
+
+    Static transforms are kept forever; dynamic ones as time series (the latest at or before the
+    asked time, else the earliest). Chains through the tree in either direction.
+    """
+
+    def __init__(self):
+        self.static: dict[tuple[str, str], np.ndarray] = {}
+        self.dynamic: dict[tuple[str, str], list[tuple[int, np.ndarray]]] = {}
+        self._unsorted: dict[tuple[str, str], bool] = {}
+
+    def add_message(self, tf_msg, static: bool) -> None:
+        for ts in tf_msg.transforms:
+            key = (ts.header.frame_id.lstrip("/"), ts.child_frame_id.lstrip("/"))
+            T = transform_to_matrix(ts.transform)
+            if static:
+                self.static[key] = T
+            else:
+                series = self.dynamic.setdefault(key, [])
+                stamp = header_ns(ts.header)
+                if series and stamp < series[-1][0]:
+                    self._unsorted[key] = True
+                series.append((stamp, T))
+
+    def _edge(self, parent: str, child: str, t: int | None) -> np.ndarray | None:
+        if (parent, child) in self.static:
+            return self.static[(parent, child)]
+        series = self.dynamic.get((parent, child))
+        if not series:
+            return None
+        if self._unsorted.pop((parent, child), False):
+            series.sort(key=lambda item: item[0])
+        if t is None:
+            return series[-1][1]
+        i = bisect.bisect_right(series, t, key=lambda item: item[0]) - 1
+        return series[max(i, 0)][1]  # the latest at or before t, else the earliest
+
+    def frames(self) -> set[str]:
+        out = set()
+        for p, c in list(self.static) + list(self.dynamic):
+            out.update((p, c))
+        return out
+
+    def lookup(self, target: str, source: str, t: int | None = None) -> np.ndarray | None:
+        """T_target_source, or None where the two frames are not connected."""
+        target, source = target.lstrip("/"), source.lstrip("/")
+        if target == source:
+            return np.eye(4)
+        edges = list(self.static) + list(self.dynamic)
+        # breadth-first search over undirected edges from source, composing transforms
+        frontier = [(source, np.eye(4))]
+        seen = {source}
+        while frontier:
+            nxt = []
+            for frame, T_frame_source in frontier:
+                for p, c in edges:
+                    if c == frame and p not in seen:  # going up: T_p_source = T_p_c @ T_c_source
+                        T = self._edge(p, c, t) @ T_frame_source
+                        other = p
+                    elif p == frame and c not in seen:  # going down: inverse of the edge
+                        T = np.linalg.inv(self._edge(p, c, t)) @ T_frame_source
+                        other = c
+                    else:
+                        continue
+                    if other == target:
+                        return T
+                    seen.add(other)
+                    nxt.append((other, T))
+            frontier = nxt
+        return None
+
+
+# ---------------------------------------------------------------- writer / reader
+
+SENSOR_QOS = ("- history: 3\n  depth: 5\n  reliability: 2\n  durability: 2\n  deadline:\n    sec: 0\n"
+              "    nsec: 0\n  lifespan:\n    sec: 0\n    nsec: 0\n  liveliness: 1\n  liveliness_lease_duration:\n"
+              "    sec: 0\n    nsec: 0\n  avoid_ros_namespace_conventions: false")
+
+
+class BagWriter:
+    """Write a ROS 2 bag: ``with BagWriter(path) as w: w.add_topic(...); w.write(topic, t_ns, msg)``."""
+
+    def __init__(self, path: str | Path, storage: str = "mcap"):
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        self.path = Path(path)
+        plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+        if storage not in plugins:
+            raise BagError(f"storage {storage!r}: use 'mcap' or 'sqlite3'")
+        if self.path.exists():
+            raise BagError(f"{self.path} exists already; remove it or choose another output path")
+        self._writer = Writer(self.path, version=9, storage_plugin=plugins[storage])
+        self._conns: dict[str, tuple] = {}
+
+    def __enter__(self) -> "BagWriter":
+        self._writer.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._writer.close()
+
+    def add_topic(self, topic: str, msgtype: str, msgdef: str | None = None, rihs01: str | None = None) -> None:
+        if topic in self._conns:
+            return
+        if msgdef is not None and rihs01 is not None:
+            conn = self._writer.add_connection(topic, msgtype, msgdef=msgdef, rihs01=rihs01)
+        else:
+            conn = self._writer.add_connection(topic, msgtype, typestore=typestore())
+        self._conns[topic] = (conn, msgtype)
+
+    def write(self, topic: str, t_ns: int, msg) -> None:
+        """Serialize a rosbags message with the typestore and write it (topic added on first use)."""
+        if topic not in self._conns:
+            self.add_topic(topic, msg.__msgtype__)
+        conn, msgtype = self._conns[topic]
+        self._writer.write(conn, int(t_ns), typestore().serialize_cdr(msg, msgtype))
+
+    def write_raw(self, topic: str, t_ns: int, data: bytes) -> None:
+        if topic not in self._conns:
+            raise BagError(f"topic {topic!r} was not added to {self.path}; call add_topic first")
+        self._writer.write(self._conns[topic][0], int(t_ns), data)
+
+
+@dataclass
+class TopicInfo:
+    msgtype: str
+    count: int
+
+
+class BagReader:
+    """Read a ROS 2 bag (sqlite3 or MCAP folder, or a bare .mcap / .db3 file) with rosbags.
+
+    ``messages(topics)`` yields ``(topic, msgtype, t_ns, raw)`` in log-time order; a bag cut short
+    ends the iteration early and sets ``truncated`` to the reason instead of raising.
+    """
+
+    def __init__(self, path: str | Path):
+        from rosbags.highlevel import AnyReader
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BagError(f"bag {self.path} does not exist")
+        self.truncated: str | None = None
+        try:
+            self._reader = AnyReader([self.path], default_typestore=typestore())
+            self._reader.open()
+        except Exception as exc:  # rosbags raises several types for unreadable files
+            mcap = _mcap_file(self.path)
+            salvaged = _SalvagedMcap(mcap) if mcap is not None else None
+            if salvaged is None or not salvaged.connections:
+                raise BagError(
+                    f"bag {self.path} cannot be opened ({type(exc).__name__}: {exc}); is it a ROS 2 bag folder "
+                    "with metadata.yaml, or a .mcap/.db3 file? A bag cut short while recording may need "
+                    "`ros2 bag reindex`") from exc
+            self._reader = salvaged
+            self.truncated = f"{mcap.name} is cut short ({exc}); read its complete records in order"
+            log.warning("bag %s: %s", self.path, self.truncated)
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> "BagReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def topics(self) -> dict[str, TopicInfo]:
+        out: dict[str, TopicInfo] = {}
+        for c in self._reader.connections:
+            info = out.setdefault(c.topic, TopicInfo(c.msgtype, 0))
+            info.count += int(c.msgcount or 0)
+        return out
+
+    @property
+    def start_ns(self) -> int:
+        return int(self._reader.start_time)
+
+    @property
+    def end_ns(self) -> int:
+        return int(self._reader.end_time)
+
+    def connections(self, topics: Iterable[str] | None = None) -> list:
+        if topics is None:
+            return list(self._reader.connections)
+        wanted = set(topics)
+        return [c for c in self._reader.connections if c.topic in wanted]
+
+    def require_topics(self, topics: Iterable[str]) -> None:
+        have = self.topics
+        missing = [t for t in topics if t and t not in have]
+        if missing:
+            listing = ", ".join(f"{t} ({i.msgtype}, {i.count})" for t, i in sorted(have.items()))
+            raise BagError(f"bag {self.path} has no topic {', '.join(missing)}; its topics are: {listing}")
+
+    def messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, bytes]]:
+        conns = self.connections(topics)
+        if not conns:
+            return
+        it = self._reader.messages(connections=conns)
+        while True:
+            try:
+                conn, t, raw = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:  # a truncated chunk or database page: keep what was read
+                self.truncated = self.truncated or f"{type(exc).__name__}: {exc}"
+                return
+            yield conn.topic, conn.msgtype, int(t), raw
+
+    def deserialize(self, raw: bytes, msgtype: str):
+        return self._reader.deserialize(raw, msgtype)
+
+
+def _mcap_file(path: Path) -> Path | None:
+    if path.is_file() and path.suffix == ".mcap":
+        return path
+    if path.is_dir():
+        found = sorted(path.glob("*.mcap"))
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+class _SalvagedMcap:
+    """The readable front of an MCAP file with no footer (recording killed, file cut short).
+
+    Uses rosbags' own MCAP record parser (McapReader.meta_scan / messages_scan, rosbags 0.11) over
+    the file as far as its records are complete; a partial last chunk is dropped.
+    """
+
+    def __init__(self, path: Path):
+        from rosbags.rosbag2.storage_mcap import McapReader
+
+        self.path = path
+        self._mcap = McapReader(path)
+        self._mcap.bio = path.open("rb")
+        try:
+            self._mcap.bio.read(8)  # magic
+            op = self._mcap.bio.read(1)
+            if op != b"\x01":
+                raise BagError(f"{path}: no MCAP header record")
+            size = int.from_bytes(self._mcap.bio.read(8), "little")
+            self._mcap.bio.seek(size, 1)
+            self._mcap.data_start = self._mcap.bio.tell()
+            self._mcap.data_end = path.stat().st_size
+            try:
+                self._mcap.meta_scan()
+            except Exception:  # stops at the cut; schemas and channels before it are kept
+                pass
+        except Exception:
+            self._mcap.bio.close()
+            self.connections = []
+            return
+        self.connections = list(self._mcap.connections)
+        self.start_time, self.end_time = 0, 0
+
+    def messages(self, connections):
+        return self._mcap.messages_scan(connections)
+
+    def deserialize(self, raw, msgtype: str):
+        return typestore().deserialize_cdr(raw, msgtype)
+
+    def close(self) -> None:
+        if self._mcap.bio is not None:
+            self._mcap.bio.close()

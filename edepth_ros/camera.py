@@ -1,0 +1,366 @@
+"""Camera model: intrinsics from CameraInfo or KITTI calibration, per-pixel rays, projection.
+
+Conventions (REP 103/104): camera optical frame x right, y down, z forward; pixel (u, v) with
+(0, 0) the centre of the top-left pixel. Rays r(u, v) have z = 1, so a point at depth z along the
+pixel's ray is X = z * r.
+
+Which matrix gives the rays:
+- rectified images (D empty/all zero, or ``rectified=True``): P[:3, :3] when P is set, else K.
+  P's translation column (a stereo camera's baseline, KITTI's P2) does not move this camera's
+  rays; it says where this camera's centre sits in the reference camera's frame, exposed as
+  ``stereo_offset`` (metres) and used when transforming points from another sensor (KITTI LiDAR).
+  With R not the identity (a stereo pair), rays are in the rectified frame; ``rect_from_optical``
+  rotates optical-frame vectors (a tf ground plane) into it.
+- distorted images (non-zero D): K and D, rays undistorted with OpenCV (plumb_bob and
+  rational_polynomial through cv2.undistortPoints, equidistant through cv2.fisheye).
+
+Resizing and cropping map pixel centres exactly (u' + 0.5 = s (u + 0.5)), the convention of
+cv2.resize, so depth computed on a resized image stays exact.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Optional
+
+import numpy as np
+
+SUPPORTED_DISTORTION = {
+    "plumb_bob": (4, 5, 8, 12, 14),
+    "rational_polynomial": (8, 12, 14),
+    "equidistant": (4,),
+}
+
+_RAYS_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_RAYS_CACHE_SIZE = 8
+
+
+class CameraModelError(ValueError):
+    """The camera calibration is unusable; the message names the field and what to do."""
+
+
+def _matrix(value, shape, field: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise CameraModelError(f"{field}: not numeric ({exc})") from None
+    if arr.size != shape[0] * shape[1]:
+        raise CameraModelError(
+            f"{field}: has {arr.size} values, expected {shape[0] * shape[1]} (a {shape[0]}x{shape[1]} "
+            "row-major matrix)"
+        )
+    arr = arr.reshape(shape)
+    if not np.all(np.isfinite(arr)):
+        raise CameraModelError(f"{field}: contains NaN or infinity; recalibrate the camera")
+    return arr
+
+
+def _check_intrinsics(Kmat: np.ndarray, field: str) -> None:
+    if not np.any(Kmat):
+        raise CameraModelError(
+            f"{field}: all zeros; the camera is not calibrated (run camera_calibration and publish "
+            "its CameraInfo)"
+        )
+    for name, value in (("fx", Kmat[0, 0]), ("fy", Kmat[1, 1])):
+        if not value > 0:
+            raise CameraModelError(
+                f"{field}: {name} is {value:g}; focal lengths must be positive (the camera is not "
+                "calibrated, or the matrix is not row-major)"
+            )
+    if Kmat[1, 0] != 0 or Kmat[2, 0] != 0 or Kmat[2, 1] != 0 or abs(Kmat[2, 2] - 1) > 1e-9:
+        raise CameraModelError(
+            f"{field}: bottom-left entries must be 0 and the last 1 ([fx s cx; 0 fy cy; 0 0 1]), "
+            f"got {Kmat.tolist()}"
+        )
+
+
+def _size(value, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) <= 0:
+        raise CameraModelError(f"{field}: {value!r}; image sizes must be positive integers")
+    return int(value)
+
+
+class CameraModel:
+    """A calibrated camera: intrinsics at one image size, rays, projection.
+
+    Immutable by convention; equal models (same size, matrices, distortion) share cached rays.
+    """
+
+    def __init__(self, width: int, height: int, K, D=None, R=None, P=None,
+                 distortion_model: str = "plumb_bob", frame_id: str = "",
+                 rectified: Optional[bool] = None):
+        self.width = _size(width, "width")
+        self.height = _size(height, "height")
+        self.frame_id = str(frame_id)
+        K = _matrix(K, (3, 3), "K")
+        D = np.zeros(0) if D is None else np.asarray(D, dtype=np.float64).ravel()
+        if not np.all(np.isfinite(D)):
+            raise CameraModelError("D: contains NaN or infinity; recalibrate the camera")
+        self.R = np.eye(3) if R is None or not np.any(np.asarray(R)) else _matrix(R, (3, 3), "R")
+        Pm = None if P is None or not np.any(np.asarray(P, dtype=np.float64)) else _matrix(P, (3, 4), "P")
+        has_distortion = bool(np.any(D))
+        self.rectified = (not has_distortion) if rectified is None else bool(rectified)
+        if self.rectified:
+            if Pm is not None:
+                Kr = Pm[:, :3].copy()
+                _check_intrinsics(Kr, "P[:3, :3]")
+                self.stereo_offset = np.linalg.solve(Kr, Pm[:, 3])
+            else:
+                _check_intrinsics(K, "K")
+                Kr = K
+                self.stereo_offset = np.zeros(3)
+            self.K = Kr
+            self.D = np.zeros(0)
+            self.distortion_model = distortion_model or "plumb_bob"
+        else:
+            _check_intrinsics(K, "K")
+            model = distortion_model or "plumb_bob"
+            if model not in SUPPORTED_DISTORTION:
+                raise CameraModelError(
+                    f"distortion_model: '{model}' is not supported for unrectified images "
+                    f"(supported: {sorted(SUPPORTED_DISTORTION)}); feed the rectified image "
+                    "(image_proc's image_rect) and its P instead"
+                )
+            if D.size not in SUPPORTED_DISTORTION[model]:
+                raise CameraModelError(
+                    f"D: {D.size} coefficients for distortion_model '{model}', expected one of "
+                    f"{SUPPORTED_DISTORTION[model]}"
+                )
+            self.K = K
+            self.D = D
+            self.distortion_model = model
+            self.stereo_offset = np.zeros(3)
+        self.P = Pm
+        self._rays: Optional[np.ndarray] = None
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_intrinsics(cls, fx: float, fy: float, cx: float, cy: float, width: int, height: int,
+                        frame_id: str = "") -> "CameraModel":
+        return cls(width, height, [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], frame_id=frame_id)
+
+    @classmethod
+    def from_camera_info(cls, info: Any = None, *, width=None, height=None, k=None, d=None,
+                         r=None, p=None, distortion_model=None, binning_x=0, binning_y=0,
+                         roi=None, frame_id=None, rectified: Optional[bool] = None) -> "CameraModel":
+        """From a sensor_msgs/CameraInfo (rclpy or rosbags message, duck-typed) or its plain fields.
+
+        Keyword fields override the message's. K, P, ROI are at the calibration resolution
+        (`width` x `height`); the model returned is for the image actually published: the ROI
+        cropped out, then binned (ROS semantics). `rectified`: None decides from D (all zero =
+        rectified); pass True for an image_rect topic whose CameraInfo still carries D.
+        """
+        def field(name, given):
+            if given is not None:
+                return given
+            if info is None:
+                return None
+            for attr in (name, name.upper()):
+                if hasattr(info, attr):
+                    return getattr(info, attr)
+            return None
+
+        width = field("width", width)
+        height = field("height", height)
+        k, d, r, p = field("k", k), field("d", d), field("r", r), field("p", p)
+        distortion_model = field("distortion_model", distortion_model) or "plumb_bob"
+        if info is not None:
+            binning_x = binning_x or getattr(info, "binning_x", 0)
+            binning_y = binning_y or getattr(info, "binning_y", 0)
+            roi = roi if roi is not None else getattr(info, "roi", None)
+            if frame_id is None:
+                frame_id = getattr(getattr(info, "header", None), "frame_id", "")
+        if width is None or height is None or k is None:
+            raise CameraModelError("CameraInfo: width, height and K are required")
+        width = _size(width, "CameraInfo.width")
+        height = _size(height, "CameraInfo.height")
+        Kmat = _matrix(k, (3, 3), "CameraInfo.K")
+        try:
+            _check_intrinsics(Kmat, "CameraInfo.K")
+        except CameraModelError as exc:
+            # a valid P can stand in for an unset K only on rectified images
+            if p is None or not np.any(np.asarray(p, dtype=np.float64)) or rectified is False:
+                raise exc
+        Pmat = None
+        if p is not None and np.any(np.asarray(p, dtype=np.float64)):
+            Pmat = _matrix(p, (3, 4), "CameraInfo.P")
+        for name, M in (("CameraInfo.K", Kmat), ("CameraInfo.P", Pmat)):
+            if M is None or not M[0, 0] > 0:
+                continue
+            cx, cy = M[0, 2], M[1, 2]
+            if not (-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5):
+                raise CameraModelError(
+                    f"{name}: principal point ({cx:g}, {cy:g}) lies outside the {width}x{height} image "
+                    "that CameraInfo.width/height describe; the calibration is for another resolution"
+                )
+        bx = int(binning_x) if binning_x else 1
+        by = int(binning_y) if binning_y else 1
+        if bx < 1 or by < 1:
+            raise CameraModelError(f"CameraInfo.binning_x/y: {binning_x}, {binning_y}; must be >= 0")
+        x0, y0, rw, rh = _roi_tuple(roi)
+        if rw == 0 or rh == 0:
+            x0, y0, rw, rh = 0, 0, width, height
+        if x0 < 0 or y0 < 0 or x0 + rw > width or y0 + rh > height:
+            raise CameraModelError(
+                f"CameraInfo.roi: x {x0}, y {y0}, {rw}x{rh} does not fit the {width}x{height} image"
+            )
+        model = cls(width, height, Kmat if np.any(Kmat) else Pmat[:, :3], d, r, Pmat,
+                    distortion_model, frame_id or "", rectified)
+        if (x0, y0, rw, rh) != (0, 0, width, height):
+            model = model.cropped(x0, y0, rw, rh)
+        if bx != 1 or by != 1:
+            model = model.resized(rw // bx, rh // by, scale=(1.0 / bx, 1.0 / by))
+        return model
+
+    # ----------------------------------------------------------------- derived models
+    def _affine(self, A: np.ndarray, width: int, height: int) -> "CameraModel":
+        P = None if self.P is None else A @ self.P
+        K = A @ self.K
+        new = CameraModel.__new__(CameraModel)
+        new.__dict__.update(self.__dict__)
+        new.width, new.height = _size(width, "width"), _size(height, "height")
+        new.K, new.P, new._rays = K, P, None
+        return new
+
+    def resized(self, width: int, height: int, scale: Optional[tuple] = None) -> "CameraModel":
+        """The model of this image resized to (width, height) (pixel centres mapped exactly).
+
+        `scale` (sx, sy) overrides width/self.width, for binning where the size is rounded down.
+        """
+        sx, sy = scale if scale is not None else (width / self.width, height / self.height)
+        A = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+        return self._affine(A, width, height)
+
+    def cropped(self, x: int, y: int, width: int, height: int) -> "CameraModel":
+        """The model of the sub-image with top-left pixel (x, y) and size (width, height)."""
+        A = np.array([[1.0, 0, -x], [0, 1.0, -y], [0, 0, 1.0]])
+        return self._affine(A, width, height)
+
+    # ----------------------------------------------------------------- properties
+    fx = property(lambda self: float(self.K[0, 0]))
+    fy = property(lambda self: float(self.K[1, 1]))
+    cx = property(lambda self: float(self.K[0, 2]))
+    cy = property(lambda self: float(self.K[1, 2]))
+    shape = property(lambda self: (self.height, self.width))
+
+    @property
+    def separable(self) -> bool:
+        """True when ray x depends on u only and ray y on v only (pinhole, no skew, no distortion)."""
+        return self.rectified and self.K[0, 1] == 0
+
+    @property
+    def rect_from_optical(self) -> np.ndarray:
+        """Rotation taking optical-frame vectors into the frame the rays are in (R when rectified)."""
+        return self.R if self.rectified else np.eye(3)
+
+    def key(self) -> tuple:
+        return (self.width, self.height, self.K.tobytes(), self.D.tobytes(),
+                self.distortion_model, self.rectified, self.rect_from_optical.tobytes())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CameraModel) and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __repr__(self) -> str:
+        kind = "rectified" if self.rectified else f"distorted {self.distortion_model}"
+        return (f"CameraModel({self.width}x{self.height}, fx={self.fx:.4g}, fy={self.fy:.4g}, "
+                f"cx={self.cx:.4g}, cy={self.cy:.4g}, {kind})")
+
+    def check_image_size(self, height: int, width: int, what: str = "image") -> None:
+        if (int(height), int(width)) != (self.height, self.width):
+            raise CameraModelError(
+                f"{what}: {width}x{height} does not match the camera model's {self.width}x{self.height}; "
+                "the CameraInfo belongs to another resolution (check binning/ROI, or resize the model)"
+            )
+
+    # ----------------------------------------------------------------- rays
+    def ray_axes(self) -> tuple[np.ndarray, np.ndarray]:
+        """For separable models: (x(u) of shape (W,), y(v) of shape (H,)), float64, ray = (x, y, 1)."""
+        if not self.separable:
+            raise CameraModelError("ray_axes: this camera has skew or distortion; use rays()")
+        y = (np.arange(self.height) - self.cy) / self.fy
+        x = (np.arange(self.width) - self.cx) / self.fx
+        return x, y
+
+    def rays(self) -> np.ndarray:
+        """Per-pixel rays, float32 (H, W, 3) with z = 1, cached per camera model (read-only)."""
+        if self._rays is not None:
+            return self._rays
+        key = self.key()
+        rays = _RAYS_CACHE.get(key)
+        if rays is None:
+            rays = self._compute_rays()
+            rays.setflags(write=False)
+            _RAYS_CACHE[key] = rays
+            while len(_RAYS_CACHE) > _RAYS_CACHE_SIZE:
+                _RAYS_CACHE.popitem(last=False)
+        else:
+            _RAYS_CACHE.move_to_end(key)
+        self._rays = rays
+        return rays
+
+    def _compute_rays(self) -> np.ndarray:
+        H, W = self.height, self.width
+        out = np.empty((H, W, 3), np.float32)
+        out[..., 2] = 1.0
+        if self.rectified:
+            y = (np.arange(H) - self.cy) / self.fy
+            x = (np.arange(W)[None, :] - self.cx - self.K[0, 1] * y[:, None]) / self.fx
+            out[..., 0] = x
+            out[..., 1] = y[:, None]
+            return out
+        import cv2
+
+        uu, vv = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
+        pts = np.stack([uu.ravel(), vv.ravel()], axis=1).reshape(-1, 1, 2)
+        crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-10)
+        if self.distortion_model == "equidistant":
+            und = cv2.fisheye.undistortPoints(pts, self.K, self.D, criteria=crit)
+        else:
+            und = cv2.undistortPoints(pts, self.K, self.D, criteria=crit)
+        und = und.reshape(H, W, 2)
+        out[..., :2] = und
+        return out
+
+    # ----------------------------------------------------------------- projection
+    def project(self, points_cam) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Project (N, 3) points in this camera's frame: (u, v, z); u, v NaN where z <= 0."""
+        pts = np.asarray(points_cam, dtype=np.float64).reshape(-1, 3)
+        z = pts[:, 2]
+        front = z > 0
+        u = np.full(len(pts), np.nan)
+        v = np.full(len(pts), np.nan)
+        if self.rectified:
+            xn = pts[front, 0] / z[front]
+            yn = pts[front, 1] / z[front]
+            u[front] = self.K[0, 0] * xn + self.K[0, 1] * yn + self.K[0, 2]
+            v[front] = self.K[1, 1] * yn + self.K[1, 2]
+        elif front.any():
+            import cv2
+
+            obj = pts[front].reshape(-1, 1, 3)
+            zero = np.zeros(3)
+            if self.distortion_model == "equidistant":
+                img, _ = cv2.fisheye.projectPoints(obj, zero, zero, self.K, self.D)
+            else:
+                img, _ = cv2.projectPoints(obj, zero, zero, self.K, self.D)
+            img = img.reshape(-1, 2)
+            u[front], v[front] = img[:, 0], img[:, 1]
+        return u, v, z
+
+
+def _roi_tuple(roi) -> tuple[int, int, int, int]:
+    """(x_offset, y_offset, width, height) from a RegionOfInterest-like object, dict or tuple."""
+    if roi is None:
+        return 0, 0, 0, 0
+    if isinstance(roi, dict):
+        return (int(roi.get("x_offset", 0)), int(roi.get("y_offset", 0)),
+                int(roi.get("width", 0)), int(roi.get("height", 0)))
+    if hasattr(roi, "x_offset"):
+        return int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)
+    vals = tuple(int(v) for v in roi)
+    if len(vals) != 4:
+        raise CameraModelError(f"CameraInfo.roi: {roi!r}; expected (x_offset, y_offset, width, height)")
+    return vals

@@ -1,0 +1,61 @@
+"""`edepth export`: a checkpoint -> one fused ONNX graph (text latent baked in) + JSON sidecar."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="edepth training checkpoint (.pt)")
+    parser.add_argument("--height", type=int, required=True, help="model input height (multiple of 32)")
+    parser.add_argument("--width", type=int, required=True, help="model input width (multiple of 32)")
+    text = parser.add_mutually_exclusive_group()
+    text.add_argument("--text", help="the deployment's scene description; its (mu, sigma) is baked in")
+    text.add_argument("--text-from", metavar="SOURCE",
+                      help="descriptions to average: a .txt (one a line), a .json list, or synthetic[:N] "
+                           "(training-style text of N generated frames); default: the latent learned in training")
+    parser.add_argument("--out", required=True, help="output .onnx path (the sidecar goes beside it as .json)")
+    parser.add_argument("--dynamic-batch", action="store_true", help="export a dynamic batch axis")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
+                        help="torch.onnx exporter (default torchscript: fast; dynamo: torch.export based, opset >= 18)")
+    parser.add_argument("--no-fp16-check", action="store_true", help="skip the FP16 activation range check")
+    parser.add_argument("--no-strict", action="store_true",
+                        help="write the file even if parity or the FP16 check fails (reported only)")
+    parser.add_argument("--json", metavar="FILE", help="also write the check report as JSON here")
+
+
+def run(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("onnx_ir", "onnxscript", "torch.onnx"):  # per-pass notes of the graph optimiser
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import torch
+
+    from ..export import ExportError, export_onnx, read_texts
+    from ..model_io import ModelFileError
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    try:
+        text = read_texts(args.text_from) if args.text_from else args.text
+        report = export_onnx(args.checkpoint, args.height, args.width, text, args.out,
+                             dynamic_batch=args.dynamic_batch, opset=args.opset,
+                             check_fp16=not args.no_fp16_check, strict=not args.no_strict,
+                             exporter=args.exporter)
+    except (ExportError, ModelFileError, ValueError) as exc:
+        print(f"edepth export: {exc}", file=sys.stderr)
+        return 2
+    print(f"sidecar: {report.sidecar_path}")  # the checks' summary is logged by export_onnx
+    from ..backends.tensorrt_backend import trtexec_command
+
+    print("TensorRT engine by hand (the tensorrt backend also builds and caches it by itself):\n  "
+          + trtexec_command(report.onnx_path, report.onnx_path.with_suffix(".engine"), "fp16"))
+    if args.json:
+        from ..model_io import atomic_output
+
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps({"onnx": str(report.onnx_path), "sha256": report.onnx_sha256,
+                                       "parity": report.parity, "fp16": report.fp16,
+                                       "seconds": report.seconds}, indent=2, default=str))
+    return 0

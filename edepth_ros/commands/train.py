@@ -1,0 +1,39 @@
+"""``edepth train --config models/NAME.yaml [--resume]``: train the depth network.
+
+Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m edepth_ros.cli train --config ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="training config (YAML), e.g. models/demo.yaml")
+    parser.add_argument("--resume", action="store_true", help="continue from output.dir/latest.pt")
+    parser.add_argument("--output", default=None, help="override output.dir")
+    parser.add_argument("--max-steps", type=int, default=None, help="override train.max_steps")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..network import CheckpointError
+    from ..training import TrainConfig, TrainConfigError, TrainingDiverged, train
+    from ..training.datasets import DatasetError
+
+    try:
+        cfg = TrainConfig.load(args.config)
+        if args.output:
+            cfg.output = Path(args.output).resolve()
+        if args.max_steps is not None:
+            cfg.train["max_steps"] = int(args.max_steps)
+        summary = train(cfg, resume=args.resume, progress=not args.no_progress)
+    except (TrainConfigError, DatasetError, CheckpointError, TrainingDiverged) as exc:
+        print(f"edepth train: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=1))
+    return 0

@@ -1,0 +1,328 @@
+"""Evaluate the depth pipeline on a ROS 2 bag against LiDAR or a ground-truth depth image.
+
+One pass over the bag in log-time order (rosbags, numpy views of the CDR buffers): each image is
+paired with the ground-truth message whose header stamp is nearest (within ``max_dt``); LiDAR goes
+into the camera through the bag's /tf_static and /tf (or given extrinsics); the camera's ground
+pose comes from /tf (ground_frame -> camera frame) when the bag has it, else from the static
+mounting. The SAME ``DepthPipeline`` as the node computes the depth. Bad input (no such topic,
+images before any camera_info, LiDAR with no transform, a truncated bag) is reported by count and
+reason; everything else is still evaluated.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .. import metrics as M
+from ..bags import io as bio
+from . import report
+
+log = logging.getLogger(__name__)
+
+
+class BagEvalError(ValueError):
+    """Nothing of the bag can be evaluated as asked (the message names the topic or file)."""
+
+
+@dataclass
+class BagEvalResult:
+    per_frame: list = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+    mean: dict = field(default_factory=dict)
+    pooled: dict = field(default_factory=dict)
+    embodied_mean: dict = field(default_factory=dict)
+    bins: dict = field(default_factory=dict)
+    latency: dict = field(default_factory=dict)
+    overhead: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    truncated: Optional[str] = None
+    files: dict = field(default_factory=dict)
+
+
+def lidar_to_depth(points_cam: np.ndarray, camera, min_z: float = 0.1) -> np.ndarray:
+    """Sparse float32 depth image (NaN = none) of camera-frame points; the nearest point wins a pixel."""
+    depth = np.full((camera.height, camera.width), np.nan, np.float32)
+    pts = points_cam[points_cam[:, 2] > min_z]
+    if len(pts) == 0:
+        return depth
+    u, v, z = camera.project(pts)
+    ui = np.floor(u + 0.5)
+    vi = np.floor(v + 0.5)
+    ok = np.isfinite(ui) & np.isfinite(vi) & (ui >= 0) & (vi >= 0) & (ui < camera.width) & (vi < camera.height)
+    ui, vi, z = ui[ok].astype(np.int64), vi[ok].astype(np.int64), z[ok]
+    order = np.argsort(-z)  # far first, so the nearest point is written last
+    depth[vi[order], ui[order]] = z[order]
+    return depth
+
+
+class _CameraInfos:
+    """Every CameraInfo of the bag (small), looked up by stamp; CameraModels cached by content."""
+
+    def __init__(self, reader: bio.BagReader, topic: str):
+        self.stamps: list[int] = []
+        self.msgs: list = []
+        for _, msgtype, t, raw in reader.messages([topic]):
+            msg = reader.deserialize(raw, msgtype)
+            self.stamps.append(bio.header_ns(msg.header) or t)
+            self.msgs.append(msg)
+        order = np.argsort(self.stamps, kind="stable")
+        self.stamps = [self.stamps[i] for i in order]
+        self.msgs = [self.msgs[i] for i in order]
+        self._models: dict = {}
+
+    def camera_at(self, stamp: int):
+        if not self.msgs:
+            return None
+        i = max(0, bisect.bisect_right(self.stamps, stamp) - 1)
+        msg = self.msgs[i]
+        key = (msg.width, msg.height, bytes(np.asarray(msg.k, np.float64)), bytes(np.asarray(msg.p, np.float64)),
+               bytes(np.asarray(msg.d, np.float64)), msg.header.frame_id)
+        if key not in self._models:
+            self._models[key] = bio.camera_from_info(msg)
+        return self._models[key]
+
+
+def _read_tf(reader: bio.BagReader) -> bio.TfTree:
+    tree = bio.TfTree()
+    topics = reader.topics
+    for topic, static in (("/tf_static", True), ("/tf", False)):
+        if topic in topics:
+            for _, msgtype, _, raw in reader.messages([topic]):
+                tree.add_message(reader.deserialize(raw, msgtype), static)
+    return tree
+
+
+def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_topic: str | None = None,
+                 depth_topic: str | None = None, labels_topic: str | None = None,
+                 extrinsics: np.ndarray | None = None, ground_frame: str | None = bio.GROUND_FRAME,
+                 static_plane=None, max_dt: float = 0.05, max_frames: int | None = None,
+                 min_depth: float = M.MIN_DEPTH, max_depth: float = M.MAX_DEPTH, crop: str | None = None,
+                 out_dir=None, progress: bool = True, model_name: str = "", plots: bool = True) -> BagEvalResult:
+    """Score ``pipeline`` on a bag. ``extrinsics``: T_camera_lidar 4x4 (used instead of /tf_static).
+
+    ground_frame: the tf frame of the road; None ignores the bag's ground pose and uses ``static_plane``
+    (what a node without tf sees).
+    """
+    from tqdm import tqdm
+
+    from ..frame import Frame
+    from ..ground import GroundPlane, GroundPoseError
+
+    if (lidar_topic is None) == (depth_topic is None):
+        raise BagEvalError("give exactly one ground truth: --lidar-topic or --depth-topic")
+    gt_topic = lidar_topic or depth_topic
+    res = BagEvalResult()
+    reader = bio.BagReader(bag)
+    try:
+        try:
+            reader.require_topics([image_topic, camera_info_topic, gt_topic] + ([labels_topic] if labels_topic else []))
+        except bio.BagError as exc:
+            raise BagEvalError(str(exc)) from None
+        infos = _CameraInfos(reader, camera_info_topic)
+        if not infos.msgs:
+            raise BagEvalError(f"camera_info topic {camera_info_topic} has no message in {bag}: images without "
+                               "camera_info cannot be evaluated (record the camera's camera_info too)")
+        tf = _read_tf(reader)
+        n_images = reader.topics[image_topic].count
+        window_ns = int(max(2.0, 4 * max_dt) * 1e9)
+        max_dt_ns = int(max_dt * 1e9)
+        pending: deque = deque()  # (log_t, stamp, image msg)
+        gts: deque = deque()  # (log_t, stamp, gt msg)
+        labels: deque = deque(maxlen=32)
+        pvt = report.PredVsTrue(max_depth)
+        examples: dict = {}
+        wall_start = time.perf_counter()
+        last_done = [wall_start]  # end of the previous frame: frame-to-frame wall time, everything included
+        process_ms_total = 0.0
+        total = min(n_images, max_frames or n_images) or None  # None: count unknown (a salvaged bag)
+        bar = tqdm(total=total, desc="bag eval", unit="frame", disable=not progress)
+        plane_source = Counter()
+
+        def resolve(item) -> None:
+            nonlocal process_ms_total
+            log_t, stamp, img = item
+            if max_frames is not None and len(res.per_frame) >= max_frames:
+                return
+            bar.update(1)
+            best = min(gts, key=lambda g: abs(g[1] - stamp), default=None)
+            if best is None or abs(best[1] - stamp) > max_dt_ns:
+                res.skipped[f"no {gt_topic} message within {max_dt * 1000:.0f} ms of the image"] += 1
+                return
+            camera = infos.camera_at(stamp)
+            cam_frame = img.header.frame_id or camera.frame_id or bio.CAMERA_FRAME
+            try:
+                rgb = bio.image_to_rgb(img)
+            except ValueError as exc:
+                res.skipped[f"image not decodable: {exc}"] += 1
+                return
+            if rgb.shape[:2] != (camera.height, camera.width):
+                res.skipped[f"image {rgb.shape[1]}x{rgb.shape[0]} differs from camera_info "
+                            f"{camera.width}x{camera.height}"] += 1
+                return
+            gt_msg = best[2]
+            if lidar_topic:
+                T = extrinsics
+                if T is None:
+                    T = tf.lookup(cam_frame, gt_msg.header.frame_id, best[1])
+                if T is None:
+                    res.skipped[f"LiDAR frame {gt_msg.header.frame_id!r} has no transform to camera frame "
+                                f"{cam_frame!r} in /tf_static or /tf (pass --extrinsics)"] += 1
+                    return
+                xyz = bio.pointcloud_xyz(gt_msg)
+                pts = xyz @ T[:3, :3].T + T[:3, 3]
+                gt = lidar_to_depth(pts, camera)
+            else:
+                gt = bio.depth_to_metres(gt_msg)
+                if gt.shape != rgb.shape[:2]:
+                    res.skipped[f"depth image {gt.shape[1]}x{gt.shape[0]} differs from the image"] += 1
+                    return
+            plane = None
+            T_cg = tf.lookup(cam_frame, ground_frame, stamp) if ground_frame else None
+            if T_cg is not None:
+                try:
+                    plane = GroundPlane.from_transform(T_cg)
+                    plane_source["tf"] += 1
+                except GroundPoseError as exc:
+                    res.notes.append(f"tf pose rejected at {stamp}: {exc}")
+            if plane is None and static_plane is not None:
+                plane = static_plane
+                plane_source["static"] += 1
+            lab = None
+            if labels_topic:
+                lab = next((m for s, m in labels if s == stamp), None)
+                lab = bio.labels_array(lab) if lab is not None else None
+            t0 = time.perf_counter()
+            out = pipeline.process(Frame(rgb=rgb, camera=camera, plane=plane, labels=lab,
+                                         stamp=stamp * 1e-9, frame_id=cam_frame))
+            proc_ms = (time.perf_counter() - t0) * 1000.0
+            process_ms_total += proc_ms
+            score = M.score_frame(out.depth, gt, min_depth, max_depth, crop)
+            m = score.metrics
+            em = M.score_frame(out.embodied.depth, gt, min_depth, max_depth, crop, bins=None).metrics
+            M.merge_bins(res.bins, score.bins)
+            pvt.add(score.pred, score.gt)
+            row = {"stamp": f"{stamp / 1e9:.6f}", "gt_dt_ms": (best[1] - stamp) / 1e6, "pixels": score.pixels,
+                   "coverage": score.coverage, **m,
+                   **{f"embodied_{k}": em[k] for k in ("abs_rel", "rmse", "d1")},
+                   "process_ms": proc_ms, **{k: float(v) for k, v in out.timings.items()}}
+            now = time.perf_counter()
+            row["frame_wall_ms"] = (now - last_done[0]) * 1000.0
+            last_done[0] = now
+            res.per_frame.append(row)
+            if plots and np.isfinite(m["abs_rel"]):
+                _keep_example(examples, (m["abs_rel"], len(res.per_frame) - 1, rgb, out, gt),
+                              [r["abs_rel"] for r in res.per_frame])
+
+        for topic, msgtype, t, raw in reader.messages([image_topic, gt_topic] + ([labels_topic] if labels_topic else [])):
+            if max_frames is not None and len(res.per_frame) >= max_frames:
+                break
+            msg = reader.deserialize(raw, msgtype)
+            stamp = bio.header_ns(msg.header)
+            if topic == image_topic:
+                pending.append((t, stamp, msg))
+            elif topic == labels_topic:
+                labels.append((stamp, msg))
+            else:
+                gts.append((t, stamp, msg))
+            while pending and t - pending[0][0] > window_ns:
+                resolve(pending.popleft())
+            horizon = (pending[0][0] if pending else t) - 2 * window_ns
+            while gts and gts[0][0] < horizon:
+                gts.popleft()
+        while pending:
+            resolve(pending.popleft())
+        bar.close()
+        res.truncated = reader.truncated
+        wall_ms = (time.perf_counter() - wall_start) * 1000.0
+    finally:
+        reader.close()
+
+    if res.truncated:
+        res.notes.append(f"the bag ends early ({res.truncated}): evaluated what could be read")
+    res.mean = M.mean_metrics(res.per_frame)
+    res.pooled = report.pooled(res.bins).metrics()
+    res.embodied_mean = {k: float(np.nanmean([r[f"embodied_{k}"] for r in res.per_frame])) if res.per_frame
+                         else float("nan") for k in ("abs_rel", "rmse", "d1")}
+    res.latency = report.latency_stats(r["process_ms"] for r in res.per_frame)
+    n = max(1, len(res.per_frame))
+    # steady state: frame-to-frame wall time without the first frame (imports, caches, session warm-up)
+    steady = report.latency_stats(r["frame_wall_ms"] for r in res.per_frame[1:])
+    res.overhead = {"wall_ms_per_frame": wall_ms / n, "pipeline_ms_per_frame": process_ms_total / n,
+                    "bag_and_metrics_ms_per_frame": (wall_ms - process_ms_total) / n,
+                    "frame_wall_ms_median": steady.get("median_ms", float("nan")),
+                    "frame_wall_ms_p95": steady.get("p95_ms", float("nan"))}
+    res.notes.append(f"ground plane: {dict(plane_source) or 'none (pipeline fallback)'}")
+    if out_dir is not None:
+        write_report(res, Path(out_dir), bag, gt_topic, pvt, examples, model_name or pipeline.backend.name, crop)
+    return res
+
+
+def write_report(res: BagEvalResult, out: Path, bag, gt_topic: str, pvt, examples, model_name: str, crop) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_csv(out / "per_frame.csv", res.per_frame or [{"stamp": "", "note": "no frame evaluated"}])
+    res.files["per_frame_csv"] = out / "per_frame.csv"
+    if res.per_frame:
+        res.files["error_by_distance"] = report.plot_error_by_distance(res.bins, out / "error_by_distance.png")
+        res.files["pred_vs_true"] = pvt.plot(out / "pred_vs_true.png")
+    if examples:
+        order = [k for k in ("best", "median", "worst") if k in examples]
+        rows = [{"title": f"{lab}\nAbsRel {a:.3f}", "rgb": rgb, "embodied": o.embodied.depth, "pred": o.depth,
+                 "gt": gt} for lab, (a, i, rgb, o, gt) in ((k, examples[k]) for k in order)]
+        res.files["examples"] = report.plot_examples(rows, out / "examples.png")
+    lines = [
+        "# Bag evaluation", "",
+        f"- bag: {bag}", f"- ground truth: {gt_topic}", f"- model: {model_name}",
+        f"- frames evaluated: {len(res.per_frame)}; skipped: {sum(res.skipped.values())}",
+        f"- crop: {crop or 'none'}; depth range {M.MIN_DEPTH:g}-{M.MAX_DEPTH:g} m",
+        f"- pipeline latency: {_lat(res.latency)}",
+        f"- per frame: {res.overhead['wall_ms_per_frame']:.1f} ms wall, of which pipeline "
+        f"{res.overhead['pipeline_ms_per_frame']:.1f} ms, bag reading + metrics "
+        f"{res.overhead['bag_and_metrics_ms_per_frame']:.1f} ms; steady state (after the first frame) "
+        f"median {res.overhead['frame_wall_ms_median']:.1f} ms, p95 {res.overhead['frame_wall_ms_p95']:.1f} ms "
+        "frame to frame", "",
+        report.metrics_table({"mean over frames": res.mean, "pooled over pixels": res.pooled,
+                              "embodied depth alone (mean)": res.embodied_mean}), "",
+        "## By ground-truth distance (pooled)", "", report.distance_table(res.bins), "",
+    ]
+    if res.skipped:
+        lines += ["## Skipped", ""] + [f"- {n} x {why}" for why, n in res.skipped.most_common()] + [""]
+    if res.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in res.notes] + [""]
+    for key, title in (("error_by_distance", "Error by distance"), ("pred_vs_true", "Predicted vs true"),
+                       ("examples", "RGB | embodied | prediction | error")):
+        if key in res.files:
+            lines += [f"## {title}", "", f"![{title}]({Path(res.files[key]).name})", ""]
+    (out / "summary.md").write_text("\n".join(lines))
+    report.write_json(out / "summary.json", {
+        "mean": res.mean, "pooled": res.pooled, "embodied_mean": res.embodied_mean, "latency": res.latency,
+        "overhead": res.overhead, "frames": len(res.per_frame), "skipped": dict(res.skipped),
+        "truncated": res.truncated, "notes": res.notes,
+        "by_distance": {f"{lo:g}-{hi:g}": {"pixels": s.n, **s.metrics()} for (lo, hi), s in sorted(res.bins.items())},
+    })
+    res.files["summary_md"] = out / "summary.md"
+
+
+def _keep_example(examples: dict, item: tuple, abs_rels: list) -> None:
+    """Keep the best, the worst and the frame nearest the running median (bounded memory, one pass)."""
+    a = item[0]
+    if "best" not in examples or a < examples["best"][0]:
+        examples["best"] = item
+    if "worst" not in examples or a > examples["worst"][0]:
+        examples["worst"] = item
+    med = float(np.median(abs_rels))
+    if "median" not in examples or abs(a - med) <= abs(examples["median"][0] - med):
+        examples["median"] = item
+
+
+def _lat(stats: dict) -> str:
+    if not stats.get("n"):
+        return "-"
+    return f"median {stats['median_ms']:.1f} ms, p95 {stats['p95_ms']:.1f} ms over {stats['n']} frames"

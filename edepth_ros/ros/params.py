@@ -1,0 +1,274 @@
+"""Every parameter of ``edepth_node``: declared in one table with its description and range, and
+validated at start so that a bad value stops the node with a message naming the parameter.
+
+``validate(values)`` is pure Python (used by tests and by tools that check a params file);
+``declare_all(node)`` declares the table on an rclpy node with ParameterDescriptors
+(FloatingPointRange / IntegerRange, choices in additional_constraints, read-only: the node reads
+them once at start) and returns the validated values. rclpy is imported only there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+BACKENDS = ("auto", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "torch", "tensorrt", "embodied")
+RELIABILITY = ("reliable", "best_effort")
+DURABILITY = ("volatile", "transient_local")
+COLORMAPS = ("turbo", "jet", "viridis", "inferno", "magma", "plasma")
+# QoS groups: inputs use sensor-data QoS by default, outputs reliable (RViz, rosbag record).
+QOS_TOPICS = {
+    "image": ("best_effort", 5),
+    "camera_info": ("best_effort", 5),
+    "semantic": ("best_effort", 5),
+    "depth": ("reliable", 5),  # depth, depth/camera_info, depth/embodied, depth/confidence, depth/colored
+    "points": ("reliable", 2),
+}
+
+
+class ParameterError(ValueError):
+    """A parameter value that cannot be used; the text names the parameter and the fix."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    range: Optional[tuple] = None  # (min, max) inclusive, for int / float
+    choices: Optional[tuple] = None  # allowed strings
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def constraints(self) -> str:
+        if self.choices:
+            return "one of: " + ", ".join(self.choices)
+        if self.range:
+            return f"{self.range[0]} <= value <= {self.range[1]}"
+        return ""
+
+
+def _qos_specs() -> list[ParamSpec]:
+    specs = []
+    for topic, (rel, depth) in QOS_TOPICS.items():
+        what = "input" if topic in ("image", "camera_info", "semantic") else "output"
+        specs += [
+            ParamSpec(f"qos.{topic}.reliability", rel,
+                      f"QoS reliability of the {topic} {what} topic(s). A reliable subscriber gets nothing "
+                      "from a best-effort publisher: keep inputs best_effort unless the source is reliable.",
+                      choices=RELIABILITY),
+            ParamSpec(f"qos.{topic}.depth", depth, f"QoS history depth (keep last N) of the {topic} topic(s).",
+                      range=(1, 1000)),
+            ParamSpec(f"qos.{topic}.durability", "volatile",
+                      f"QoS durability of the {topic} topic(s) (transient_local also serves late joiners on outputs).",
+                      choices=DURABILITY),
+        ]
+    return specs
+
+
+PARAMS: tuple[ParamSpec, ...] = tuple([
+    # model / backend
+    ParamSpec("backend", "auto", "Inference backend: auto tries TensorRT, ONNX Runtime CUDA, ONNX Runtime CPU, "
+              "PyTorch; embodied runs no network (depth = embodied scene depth).", choices=BACKENDS),
+    ParamSpec("model", "", "Model file (.onnx, .engine/.plan, .pt). Empty: the package's demo model under "
+              "models/ when present, else the embodied-only backend."),
+    ParamSpec("backend_threads", 0, "CPU threads for the backend (0: the runtime's default).", range=(0, 256)),
+    ParamSpec("max_depth", 80.0, "Depth cap, metres, of the embodied-only backend (a model's cap comes from its "
+              "export sidecar).", range=(1.0, 1000.0)),
+    # input
+    ParamSpec("image_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: "
+              "sensor_msgs/CompressedImage on 'image/compressed' (what bags usually hold).",
+              choices=("raw", "compressed")),
+    # extrinsics
+    ParamSpec("ground_frame", "base_footprint", "tf frame whose z = 0 plane is the road (REP 105)."),
+    ParamSpec("use_tf", True, "Take the camera pose from tf (ground_frame -> image frame at the image stamp) "
+              "where tf2_ros is installed; the static camera_* parameters are the fallback."),
+    ParamSpec("tf_timeout", 0.05, "Seconds to wait for a transform at the image stamp.", range=(0.0, 5.0)),
+    ParamSpec("tf_max_age", 1.0, "A transform older than the image by more than this (seconds) is stale: "
+              "the static pose is used instead.", range=(0.0, 3600.0)),
+    ParamSpec("camera_height", 1.65, "Static mounting: camera height above the road, metres.", range=(0.05, 50.0)),
+    ParamSpec("camera_pitch", 0.0, "Static mounting: pitch, radians, positive looks down.", range=(-1.2, 1.2)),
+    ParamSpec("camera_roll", 0.0, "Static mounting: roll about the optical axis, radians.", range=(-1.2, 1.2)),
+    # semantic labels
+    ParamSpec("semantic.enabled", False, "Subscribe to 'semantic' (mono8 Cityscapes train ids) and use "
+              "the label image whose stamp matches; the built-in geometric segmenter otherwise."),
+    ParamSpec("semantic.wait", 0.05, "Seconds the worker waits for a matching label image.", range=(0.0, 5.0)),
+    ParamSpec("semantic.buffer_size", 8, "Label images kept for stamp matching.", range=(1, 200)),
+    ParamSpec("semantic.stamp_tolerance", 0.001, "Largest stamp difference, seconds, for a label image "
+              "to match an image.", range=(0.0, 1.0)),
+    # outputs
+    ParamSpec("publish.embodied", True, "Publish depth/embodied (the geometry-only depth)."),
+    ParamSpec("publish.confidence", True, "Publish depth/confidence (32FC1 in [0, 1])."),
+    ParamSpec("publish.colored", True, "Publish depth/colored (rgb8 colour map for RViz / Foxglove)."),
+    ParamSpec("publish.points", True, "Publish points (PointCloud2 in the optical frame)."),
+    ParamSpec("points.decimation", 2, "Keep every N-th pixel in x and y for the point cloud.", range=(1, 64)),
+    ParamSpec("points.organised", False, "Organised cloud (H x W, NaN for invalid) instead of valid points only."),
+    ParamSpec("points.max_range", 50.0, "Points deeper than this (metres, along the optical axis) are left out.",
+              range=(0.1, 1000.0)),
+    ParamSpec("points.color", True, "Add the packed rgb field from the input image."),
+    ParamSpec("colored.min_depth", 0.0, "Depth, metres, at the warm end of the colour map.", range=(0.0, 1000.0)),
+    ParamSpec("colored.max_depth", 60.0, "Depth, metres, at the cold end of the colour map.", range=(0.1, 1000.0)),
+    ParamSpec("colored.colormap", "turbo", "OpenCV colour map of depth/colored.", choices=COLORMAPS),
+    # health
+    ParamSpec("no_image_warn_after", 5.0, "Warn (naming the topic and its QoS) when no image has arrived "
+              "for this many seconds.", range=(0.5, 3600.0)),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", range=(0.1, 60.0)),
+    ParamSpec("warn_throttle", 5.0, "Seconds between two warnings about the same problem.", range=(0.0, 3600.0)),
+] + _qos_specs())
+
+SPECS = {p.name: p for p in PARAMS}
+
+
+def defaults() -> dict:
+    return {p.name: p.default for p in PARAMS}
+
+
+def _check_one(spec: ParamSpec, value: Any) -> Any:
+    kind = spec.kind
+    where = f"parameter '{spec.name}'"
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ParameterError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParameterError(f"{where}: expected an integer, got {value!r}")
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParameterError(f"{where}: expected a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ParameterError(f"{where}: must be finite, got {value!r}")
+    elif kind is str and not isinstance(value, str):
+        raise ParameterError(f"{where}: expected a string, got {value!r}")
+    if spec.range is not None and not (spec.range[0] <= value <= spec.range[1]):
+        raise ParameterError(f"{where} = {value!r} is out of range: {spec.constraints()} ({spec.description})")
+    if spec.choices is not None and value not in spec.choices:
+        raise ParameterError(f"{where} = {value!r} is not {spec.constraints()}")
+    return value
+
+
+def validate(values: dict) -> dict:
+    """Defaults overlaid with ``values``, each checked; cross-parameter rules too. Unknown names
+    raise (a misspelt parameter in a params file would otherwise be silently ignored)."""
+    unknown = sorted(set(values) - set(SPECS) - {"use_sim_time"})
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}; see docs/node.md for the list")
+    out = defaults()
+    for name, value in values.items():
+        if name in SPECS:
+            out[name] = _check_one(SPECS[name], value)
+    if out["colored.max_depth"] <= out["colored.min_depth"]:
+        raise ParameterError(
+            f"parameter 'colored.max_depth' = {out['colored.max_depth']} must exceed "
+            f"'colored.min_depth' = {out['colored.min_depth']}"
+        )
+    if out["model"] and not Path(out["model"]).expanduser().is_file():
+        raise ParameterError(f"parameter 'model': file {out['model']!r} not found; give the path of an "
+                             "exported .onnx/.engine/.pt, or leave it empty for the demo model")
+    if out["model"] == "" and out["backend"] not in ("auto", "embodied") and default_model() is None:
+        raise ParameterError(f"parameter 'backend' = {out['backend']!r} needs a model file: set 'model' "
+                             "(or use backend 'embodied' for geometry-only depth)")
+    return out
+
+
+def default_model() -> Optional[Path]:
+    """The demo model shipped under models/ (checkout or installed share dir), if present."""
+    import sys
+
+    here = Path(__file__).resolve().parents[2]
+    folders = [here / "models", Path(sys.prefix) / "share" / "edepth_ros" / "models"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        folders.insert(1, Path(get_package_share_directory("edepth_ros")) / "models")
+    except Exception:  # not in a ROS install: the checkout / prefix folders are enough
+        pass
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        # models/demo/model.onnx (what `edepth export` publishes for the demo), else any .onnx
+        preferred = [folder / "demo" / "model.onnx", folder / "demo.onnx", folder / "edepth_demo.onnx"]
+        for path in preferred + sorted(folder.glob("*.onnx")) + sorted(folder.glob("*/*.onnx")):
+            if path.is_file():
+                return path
+    return None
+
+
+def read_params_file(path) -> dict:
+    """The ros__parameters of a params YAML (``/**`` or ``edepth_node`` section), flattened to dotted names."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    section = None
+    for key in ("/**", "edepth_node", "/edepth_node"):
+        if key in data:
+            section = data[key]
+            break
+    if section is None and len(data) == 1:
+        section = next(iter(data.values()))
+    if not isinstance(section, dict) or "ros__parameters" not in section:
+        raise ParameterError(f"{path}: no '<node>: ros__parameters:' section (expected '/**' or 'edepth_node')")
+
+    flat: dict = {}
+
+    def walk(prefix: str, node: dict) -> None:
+        for k, v in node.items():
+            name = f"{prefix}{k}"
+            if isinstance(v, dict):
+                walk(name + ".", v)
+            else:
+                flat[name] = v
+
+    walk("", section["ros__parameters"])
+    return flat
+
+
+def declare_all(node) -> dict:
+    """Declare every parameter on an rclpy node and return the validated values.
+
+    Raises ParameterError naming the parameter (wrong type / out of range in the params file).
+    """
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.exceptions import ParameterException
+
+    values = {}
+    for spec in PARAMS:
+        desc = ParameterDescriptor(description=spec.description, additional_constraints=spec.constraints(),
+                                   read_only=True)
+        if spec.range is not None and spec.kind is float:
+            desc.floating_point_range = [FloatingPointRange(from_value=float(spec.range[0]),
+                                                            to_value=float(spec.range[1]), step=0.0)]
+        elif spec.range is not None and spec.kind is int:
+            desc.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]), step=1)]
+        try:
+            param = node.declare_parameter(spec.name, spec.default, desc)
+        except ParameterException as exc:
+            hint = " (write floats with a decimal point, e.g. 2.0)" if spec.kind is float else ""
+            raise ParameterError(f"parameter '{spec.name}': {exc}{hint}; allowed: "
+                                 f"{spec.constraints() or spec.kind.__name__}") from exc
+        values[spec.name] = param.value
+    return validate(values)
+
+
+def qos_profile(values: dict, topic: str):
+    """rclpy QoSProfile for a QoS group ('image', 'camera_info', 'semantic', 'depth', 'points')."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    rel = values[f"qos.{topic}.reliability"]
+    dur = values[f"qos.{topic}.durability"]
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=int(values[f"qos.{topic}.depth"]),
+        reliability=ReliabilityPolicy.RELIABLE if rel == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if dur == "transient_local" else DurabilityPolicy.VOLATILE,
+    )
+
+
+def describe_qos(values: dict, topic: str) -> str:
+    return (f"{values[f'qos.{topic}.reliability']}, keep last {values[f'qos.{topic}.depth']}, "
+            f"{values[f'qos.{topic}.durability']}")

@@ -1,0 +1,202 @@
+"""The training configuration (one YAML file: model, data, text, train, output), validated at start.
+
+Every error names the key (``train.lr``, ``data.raw_root``) and what to do, before any data is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from ..network.config import ModelConfig, NetworkConfigError
+
+
+class TrainConfigError(ValueError):
+    """A training configuration value is missing, unknown or inconsistent; the message names the key."""
+
+
+TRAIN_DEFAULTS = dict(
+    epochs=10, max_steps=0, batch_size=8, lr=3e-4, lr_end=3e-5, weight_decay=1e-2, grad_clip=1.0,
+    silog_lambda=0.85, kl_text_weight=1e-3, kl_eps_weight=1e-3, conf_weight=0.1, seed=0, workers=0,
+    amp=True, log_every=10, val_every=1, checkpoint_every=200, threads=0, device="auto",
+    schedule=dict(mode="step", p_text=0.1, text_every=2, text_epochs=1),
+)
+DATA_KINDS = ("synthetic", "kitti", "bag")
+DATA_KEYS = {
+    "synthetic": {"kind", "train_seeds", "val_seeds", "frames_per_seed", "val_frames_per_seed", "render_scale",
+                  "frame_stride", "augment", "embodied"},
+    "kitti": {"kind", "raw_root", "gt_root", "train_split", "val_split", "calib_dir", "crop", "plane_height",
+              "plane_pitch", "augment", "embodied"},
+    "bag": {"kind", "bag", "val_bag", "image_topic", "camera_info_topic", "depth_topic", "lidar_topic",
+            "labels_topic", "ground_frame", "plane_height", "plane_pitch", "max_frames", "augment", "embodied"},
+}
+TEXT_DEFAULTS = dict(encoder="sentence-transformers", model=None, cache_dir=None, max_objects=8)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig
+    data: dict
+    text: dict
+    train: dict
+    output: Path
+    source: Optional[Path] = None
+    publish: Optional[Path] = None
+    raw: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise TrainConfigError(f"--config: file '{path}' does not exist (see models/*.yaml)")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise TrainConfigError(f"{path}: not valid YAML: {exc}") from exc
+        return cls.from_dict(data, source=path)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: Optional[Path] = None) -> "TrainConfig":
+        if not isinstance(data, dict):
+            raise TrainConfigError("config: expected a mapping with model, data, train, output")
+        unknown = set(data) - {"model", "data", "text", "train", "output", "description"}
+        if unknown:
+            raise TrainConfigError(f"{sorted(unknown)[0]}: unknown top-level key; valid: model, data, text, "
+                                   "train, output, description")
+        for key in ("model", "data"):
+            if key not in data:
+                raise TrainConfigError(f"{key}: missing section")
+        try:
+            model = ModelConfig.from_dict(data["model"])
+        except NetworkConfigError as exc:
+            raise TrainConfigError(str(exc)) from exc
+        base = source.parent if source else Path.cwd()
+        data_cfg = _check_data(dict(data["data"]), base)
+        text = dict(TEXT_DEFAULTS)
+        for k, v in (data.get("text") or {}).items():
+            if k not in TEXT_DEFAULTS:
+                raise TrainConfigError(f"text.{k}: unknown key; valid keys: {sorted(TEXT_DEFAULTS)}")
+            text[k] = v
+        train = _check_train(dict(data.get("train") or {}))
+        out = data.get("output") or {}
+        if "dir" not in out:
+            raise TrainConfigError("output.dir: missing (where checkpoints and logs go)")
+        unknown = set(out) - {"dir", "publish"}
+        if unknown:
+            raise TrainConfigError(f"output.{sorted(unknown)[0]}: unknown key; valid keys: dir, publish")
+        out_dir = _resolve(out["dir"], base)
+        publish = _resolve(out["publish"], base) if out.get("publish") else None
+        return cls(model, data_cfg, text, train, out_dir, source, publish, data)
+
+
+def _project_root(base: Path) -> Path:
+    """Relative paths in a config are relative to the project root: the nearest folder above the
+    config file that holds ``edepth_ros/`` (so models/demo.yaml works from any directory), else cwd."""
+    for folder in [base.resolve(), *base.resolve().parents]:
+        if (folder / "edepth_ros").is_dir():
+            return folder
+    return Path.cwd()
+
+
+def _check_train(train: dict) -> dict:
+    out = dict(TRAIN_DEFAULTS)
+    sched = dict(TRAIN_DEFAULTS["schedule"])
+    for k, v in train.items():
+        if k not in TRAIN_DEFAULTS:
+            raise TrainConfigError(f"train.{k}: unknown key; valid keys: {sorted(TRAIN_DEFAULTS)}")
+        if k == "schedule":
+            for sk, sv in (v or {}).items():
+                if sk not in sched:
+                    raise TrainConfigError(f"train.schedule.{sk}: unknown key; valid keys: {sorted(sched)}")
+                sched[sk] = sv
+        else:
+            out[k] = v
+    out["schedule"] = sched
+    from .schedule import PathSchedule, ScheduleError
+
+    try:
+        PathSchedule(**sched)
+    except (ScheduleError, TypeError) as exc:
+        raise TrainConfigError(str(exc)) from exc
+    positive = ("batch_size", "lr", "log_every", "val_every", "checkpoint_every")
+    for k in positive:
+        if not isinstance(out[k], (int, float)) or out[k] <= 0:
+            raise TrainConfigError(f"train.{k}: {out[k]!r} must be a positive number")
+    for k in ("epochs", "max_steps", "workers", "threads"):
+        if not isinstance(out[k], int) or out[k] < 0:
+            raise TrainConfigError(f"train.{k}: {out[k]!r} must be an integer >= 0")
+    if out["epochs"] == 0 and out["max_steps"] == 0:
+        raise TrainConfigError("train.epochs / train.max_steps: give at least one of them")
+    if not 0 < out["lr_end"] <= out["lr"]:
+        raise TrainConfigError(f"train.lr_end: {out['lr_end']} must be in (0, lr = {out['lr']}]")
+    if out["device"] not in ("auto", "cpu", "cuda"):
+        raise TrainConfigError(f"train.device: '{out['device']}' must be auto, cpu or cuda")
+    return out
+
+
+def _check_data(d: dict, base: Path) -> dict:
+    kind = d.get("kind")
+    if kind not in DATA_KINDS:
+        raise TrainConfigError(f"data.kind: '{kind}' must be one of {DATA_KINDS}")
+    for k in d:
+        if k not in DATA_KEYS[kind]:
+            raise TrainConfigError(f"data.{k}: unknown key for kind '{kind}'; valid keys: {sorted(DATA_KEYS[kind])}")
+    if kind == "synthetic":
+        for k in ("train_seeds", "val_seeds"):
+            seeds = d.get(k)
+            if k == "train_seeds" and not seeds:
+                raise TrainConfigError("data.train_seeds: give a list of scene seeds (or {start, count})")
+            d[k] = _seeds(seeds or [], f"data.{k}")
+        overlap = set(d["train_seeds"]) & set(d["val_seeds"])
+        if overlap:
+            raise TrainConfigError(f"data.val_seeds: seeds {sorted(overlap)[:5]} are also training seeds; "
+                                   "held-out scenes must never be seen in training")
+        d.setdefault("frames_per_seed", 8)
+        d.setdefault("val_frames_per_seed", 2)
+    elif kind == "kitti":
+        for k in ("raw_root", "train_split"):
+            if not d.get(k):
+                raise TrainConfigError(f"data.{k}: missing (KITTI raw folder / Eigen split file)")
+        for k in ("raw_root", "gt_root", "calib_dir", "train_split", "val_split"):
+            if d.get(k):
+                p = _resolve(d[k], base)
+                if not p.exists():
+                    raise TrainConfigError(f"data.{k}: '{p}' does not exist; download KITTI raw + annotated "
+                                           "depth and point this key at it")
+                d[k] = str(p)
+        if d.get("crop", "kb") not in ("kb", "none"):
+            raise TrainConfigError(f"data.crop: '{d['crop']}' must be kb or none")
+    else:
+        for k in ("bag", "image_topic", "camera_info_topic"):
+            if not d.get(k):
+                raise TrainConfigError(f"data.{k}: missing")
+        if bool(d.get("depth_topic")) == bool(d.get("lidar_topic")):
+            raise TrainConfigError("data.depth_topic / data.lidar_topic: give exactly one")
+        for k in ("bag", "val_bag"):
+            if d.get(k):
+                p = _resolve(d[k], base)
+                if not p.exists():
+                    raise TrainConfigError(f"data.{k}: bag '{p}' does not exist")
+                d[k] = str(p)
+    return d
+
+
+def _resolve(p: str, base: Path) -> Path:
+    p = Path(str(p)).expanduser()
+    if p.is_absolute():
+        return p
+    cand = _project_root(base) / p
+    return cand.resolve()
+
+
+def _seeds(value: Any, key: str) -> list[int]:
+    if isinstance(value, dict):
+        if set(value) - {"start", "count"} or "count" not in value:
+            raise TrainConfigError(f"{key}: give a list of integers or {{start, count}}")
+        return list(range(int(value.get("start", 0)), int(value.get("start", 0)) + int(value["count"])))
+    if not isinstance(value, (list, tuple)) or not all(isinstance(s, int) for s in value):
+        raise TrainConfigError(f"{key}: {value!r} must be a list of integer seeds")
+    return [int(s) for s in value]

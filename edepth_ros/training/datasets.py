@@ -1,0 +1,385 @@
+"""Training and evaluation datasets: synthetic scenes, KITTI (Eigen split files), ROS 2 bags.
+
+Every dataset yields the network's tensor contract at the model size plus the ground truth and
+the text embedding of the image:
+    rgb uint8 (H, W, 3), embodied float32 (2, H, W), depth float32 (1, H, W) (0 = no ground truth),
+    text float32 (text_dim,), index int.
+A subclass supplies ``base(i)`` -> ``BaseFrame`` (image, labels, ground truth, camera, plane); the
+shared ``__getitem__`` crops/resizes (camera follows), computes the embodied depth for the new
+camera, flips everything together, and looks the text embedding up (cached per image and flip).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..embodied import EmbodiedConfig, EmbodiedDepth
+from ..model_io import pack_embodied
+from ..network.text import EmbeddingCache, default_cache_dir, describe_scene
+from .augment import AugmentConfig, color_jitter, crop_resize, crop_window, flip_width, kb_crop_window
+
+
+class DatasetError(ValueError):
+    """A dataset setting or file is wrong; the message names the key or the file."""
+
+
+@dataclass
+class BaseFrame:
+    rgb: np.ndarray          # uint8 (H, W, 3)
+    labels: np.ndarray       # uint8 (H, W) Cityscapes train ids
+    depth: np.ndarray        # float32 (H, W) metres, NaN / inf / <= 0 where none
+    camera: object           # CameraModel at (H, W)
+    plane: object            # GroundPlane in the camera frame
+
+
+class TextSource:
+    """Sentences of one image (caption + one per object, from labels and embodied depth) -> embedding."""
+
+    def __init__(self, encoder: str = "sentence-transformers", model: Optional[str] = None,
+                 cache_dir: Optional[str] = None, max_objects: int = 8, device: str = "cpu"):
+        self.cache = EmbeddingCache(cache_dir or default_cache_dir(), encoder, model, device)
+        self.max_objects = max_objects
+
+    def sentences(self, rgb, labels, embodied_depth) -> list[str]:
+        return describe_scene(labels, embodied_depth, rgb=rgb, max_objects=self.max_objects)
+
+    def embed(self, rgb, labels, embodied_depth) -> np.ndarray:
+        return self.cache.get(self.sentences(rgb, labels, embodied_depth))
+
+
+class DepthDataset(Dataset):
+    """Shared sample pipeline; subclasses implement ``__len__`` and ``base(i)``."""
+
+    def __init__(self, input_size: Sequence[int], augment: Optional[AugmentConfig] = None,
+                 embodied: Optional[EmbodiedConfig] = None, text: Optional[TextSource] = None,
+                 seed: int = 0, pre_crop: Optional[str] = None, max_depth: float = 80.0):
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.embodied = EmbodiedDepth(embodied or EmbodiedConfig())
+        self.text = text
+        self.seed = int(seed)
+        self.pre_crop = pre_crop
+        self.max_depth = float(max_depth)
+        self.epoch = 0
+        self._text_memo: dict[tuple[int, bool], np.ndarray] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation draws depend on (seed, epoch, index): reproducible, different every epoch."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def base(self, i: int) -> BaseFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _pre_window(self, frame: BaseFrame):
+        h, w = frame.labels.shape
+        if self.pre_crop == "kb":
+            return kb_crop_window(h, w)
+        return 0, 0, w, h
+
+    def text_embedding(self, i: int, frame: BaseFrame, flipped: bool) -> np.ndarray:
+        """Per image (and flip): from the full base frame, so augmentation does not re-encode."""
+        key = (i, flipped)
+        if key not in self._text_memo:
+            res = self.embodied.compute(frame.camera, frame.plane, frame.labels)
+            rgb, labels, depth = frame.rgb, frame.labels, res.depth
+            if flipped:
+                rgb, labels, depth = flip_width(rgb, True), flip_width(labels), flip_width(depth)
+            self._text_memo[key] = self.text.embed(rgb, labels, depth)
+        return self._text_memo[key]
+
+    def prepare_text(self, progress: bool = True) -> None:
+        """Describe every image (and its flip) and encode all sentences in a few large batches."""
+        if self.text is None:
+            return
+        from tqdm import tqdm
+
+        keys, texts = [], []
+        flips = (False, True) if self.augment and self.augment.flip > 0 else (False,)
+        for i in tqdm(range(len(self)), desc="describing scenes", disable=not progress, leave=False):
+            frame = self.base(i)
+            res = self.embodied.compute(frame.camera, frame.plane, frame.labels)
+            for flipped in flips:
+                rgb, labels, depth = frame.rgb, frame.labels, res.depth
+                if flipped:
+                    rgb, labels, depth = flip_width(rgb, True), flip_width(labels), flip_width(depth)
+                keys.append((i, flipped))
+                texts.append(self.text.sentences(rgb, labels, depth))
+        for key, vec in zip(keys, self.text.cache.get_many(texts)):
+            self._text_memo[key] = vec
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        frame = self.base(i)
+        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.augment else None
+        x0, y0, w0, h0 = self._pre_window(frame)
+        win = crop_window(h0, w0, self.input_size, rng, self.augment.scale if self.augment else (1.0, 1.0))
+        win = (win[0] + x0, win[1] + y0, win[2], win[3])
+        rgb, labels, depth, camera = crop_resize(frame.rgb, frame.labels, frame.depth, frame.camera, win,
+                                                 self.input_size)
+        res = self.embodied.compute(camera, frame.plane, labels)
+        embodied = pack_embodied(res)
+        flipped = bool(self.augment and rng.random() < self.augment.flip)
+        if self.augment:
+            rgb = color_jitter(rgb, self.augment.color, rng)
+        if flipped:
+            rgb, labels, depth, embodied = (flip_width(rgb, True), flip_width(labels), flip_width(depth),
+                                            flip_width(embodied))
+        gt = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)[None]
+        sample = dict(rgb=np.ascontiguousarray(rgb), embodied=embodied, depth=gt, index=i)
+        if self.text is not None:
+            sample["text"] = self.text_embedding(i, frame, flipped)
+        return sample
+
+
+# ---------------------------------------------------------------------------- synthetic
+class SyntheticDataset(DepthDataset):
+    """Frames of the scene generator: ``frames_per_seed`` frames of each seed, rendered once at
+    ``render_scale`` times the model size (room for crops) and kept in memory."""
+
+    def __init__(self, seeds: Sequence[int], frames_per_seed: int, input_size, render_scale: float = 1.5,
+                 frame_stride: int = 7, progress: bool = True, **kw):
+        super().__init__(input_size, **kw)
+        from ..synthetic import SceneGenerator
+
+        if not seeds:
+            raise DatasetError("data.seeds: give at least one scene seed")
+        if frames_per_seed < 1:
+            raise DatasetError(f"data.frames_per_seed: {frames_per_seed} must be >= 1")
+        rh, rw = (int(round(s * render_scale)) for s in self.input_size)
+        self.items = [(int(s), j * frame_stride) for s in seeds for j in range(frames_per_seed)]
+        self._frames: list[BaseFrame] = []
+        from tqdm import tqdm
+
+        gens = {}
+        for seed, index in tqdm(self.items, desc="rendering synthetic scenes", disable=not progress, leave=False):
+            gen = gens.setdefault(seed, SceneGenerator(seed, width=rw, height=rh))
+            f = gen.frame(index, lidar=False)
+            self._frames.append(BaseFrame(f.rgb, f.labels, f.depth.astype(np.float32), f.camera, f.plane))
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def base(self, i: int) -> BaseFrame:
+        return self._frames[i]
+
+
+# ---------------------------------------------------------------------------- KITTI
+def read_split_file(path: str | os.PathLike) -> list[tuple[str, Optional[str], Optional[float]]]:
+    """BTS-style split lines: ``rgb_path depth_path_or_None focal`` (focal optional)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"data.split: split file '{path}' does not exist")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise DatasetError(f"{path}:{n}: expected 'rgb_path depth_path [focal]', got '{line}'")
+        depth = None if parts[1] == "None" else parts[1]
+        rows.append((parts[0], depth, float(parts[2]) if len(parts) > 2 else None))
+    if not rows:
+        raise DatasetError(f"{path}: split file has no entries")
+    return rows
+
+
+def read_p_rect(calib_file: str | os.PathLike, cam: int = 2) -> np.ndarray:
+    """P_rect_0{cam} (3 x 4) from a KITTI raw calib_cam_to_cam.txt (small private reader)."""
+    key = f"P_rect_0{cam}:"
+    calib_file = Path(calib_file)
+    if not calib_file.is_file():
+        raise DatasetError(f"KITTI calibration '{calib_file}' does not exist (data.calib_dir / raw_root/<date>/)")
+    for line in calib_file.read_text().splitlines():
+        if line.startswith(key):
+            return np.array([float(v) for v in line[len(key):].split()]).reshape(3, 4)
+    raise DatasetError(f"{calib_file}: no '{key[:-1]}' line")
+
+
+class KittiDataset(DepthDataset):
+    """KITTI raw images + annotated depth, listed by an Eigen-split file.
+
+    raw_root/<rgb path> and gt_root/<depth path> (uint16 PNG, metres = value / 256, 0 = none).
+    Calibration: calib_dir/calib_cam_to_cam.txt, else raw_root/<date>/calib_cam_to_cam.txt.
+    Labels come from the segmenter; the ground plane is the nominal mounting (config: plane).
+    """
+
+    def __init__(self, split: str, raw_root: str, gt_root: Optional[str], input_size, calib_dir: Optional[str] = None,
+                 plane_height: float = 1.65, plane_pitch: float = 0.0, segmenter=None, **kw):
+        kw.setdefault("pre_crop", "kb")
+        super().__init__(input_size, **kw)
+        for key, p in (("data.raw_root", raw_root), ("data.gt_root", gt_root)):
+            if p is not None and not Path(p).is_dir():
+                raise DatasetError(f"{key}: folder '{p}' does not exist")
+        self.rows = read_split_file(split)
+        self.raw_root, self.gt_root = Path(raw_root), Path(gt_root) if gt_root else None
+        self.calib_dir = Path(calib_dir) if calib_dir else None
+        from ..ground import GroundPlane
+
+        self.plane = GroundPlane.from_static(plane_height, pitch=plane_pitch)
+        self.segmenter = segmenter
+        self._cams: dict[str, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _camera(self, rgb_rel: str, width: int, height: int):
+        from ..camera import CameraModel
+
+        calib = self.calib_dir / "calib_cam_to_cam.txt" if self.calib_dir else \
+            self.raw_root / rgb_rel.split("/")[0] / "calib_cam_to_cam.txt"
+        key = f"{calib}:{width}x{height}"
+        if key not in self._cams:
+            P = read_p_rect(calib)
+            self._cams[key] = CameraModel(width, height, P[:, :3], P=P)
+        return self._cams[key]
+
+    def base(self, i: int) -> BaseFrame:
+        rgb_rel, depth_rel, _ = self.rows[i]
+        path = self.raw_root / rgb_rel
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise DatasetError(f"KITTI image '{path}' cannot be read (split line {i + 1})")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        h, w = rgb.shape[:2]
+        depth = np.full((h, w), np.nan, np.float32)
+        if depth_rel is not None and self.gt_root is not None:
+            dpath = self.gt_root / depth_rel
+            raw = cv2.imread(str(dpath), cv2.IMREAD_UNCHANGED)
+            if raw is None or raw.shape[:2] != (h, w):
+                raise DatasetError(f"KITTI depth '{dpath}' cannot be read or has another size than its image")
+            depth = np.where(raw > 0, raw.astype(np.float32) / 256.0, np.nan).astype(np.float32)
+        camera = self._camera(rgb_rel, w, h)
+        labels = _segment(self.segmenter, rgb, camera, self.plane)
+        return BaseFrame(rgb, labels, depth, camera, self.plane)
+
+
+def _segment(segmenter, rgb, camera, plane) -> np.ndarray:
+    if segmenter is None:
+        try:
+            from ..segmenter import GeometricSegmenter
+        except ImportError as exc:
+            raise DatasetError("labels: this dataset has no label images and edepth_ros.segmenter is "
+                               "not available; give data.labels_topic or install the segmenter") from exc
+        segmenter = GeometricSegmenter()
+    return np.asarray(segmenter.segment(rgb, camera, plane), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------------------- ROS 2 bags
+class BagDataset(DepthDataset):
+    """Frames from a ROS 2 bag: an image topic, its CameraInfo, and ground truth from a depth image
+    topic (32FC1 / 16UC1) or a LiDAR PointCloud2 projected into the camera through the bag's tf.
+
+    The ground plane comes from tf (ground_frame -> camera frame) or from a static mounting.
+    Labels from a label topic (mono8 train ids) when given, else from the segmenter.
+    """
+
+    def __init__(self, bag: str, input_size, image_topic: str, camera_info_topic: str,
+                 depth_topic: Optional[str] = None, lidar_topic: Optional[str] = None,
+                 labels_topic: Optional[str] = None, ground_frame: str = "base_footprint",
+                 plane_height: Optional[float] = None, plane_pitch: float = 0.0, max_frames: int = 0,
+                 max_skew: float = 0.05, segmenter=None, **kw):
+        super().__init__(input_size, **kw)
+        from ..bags import io as bio
+        from ..ground import GroundPlane
+
+        if (depth_topic is None) == (lidar_topic is None):
+            raise DatasetError("data.depth_topic / data.lidar_topic: give exactly one source of ground truth")
+        if not Path(bag).exists():
+            raise DatasetError(f"data.bag: '{bag}' does not exist")
+        topics = [t for t in (image_topic, camera_info_topic, depth_topic, lidar_topic, labels_topic) if t]
+        with bio.BagReader(bag) as reader:
+            reader.require_topics(topics)
+            tf = bio.TfTree()
+            streams: dict[str, list] = {t: [] for t in topics}
+            for topic, msgtype, t_ns, raw in reader.messages(topics + ["/tf", "/tf_static"]):
+                if topic in ("/tf", "/tf_static"):
+                    tf.add_message(reader.deserialize(raw, msgtype), static=topic == "/tf_static")
+                else:
+                    streams[topic].append((t_ns, msgtype, raw))
+            if not streams[image_topic]:
+                raise DatasetError(f"data.image_topic: '{image_topic}' has no messages in {bag}")
+            info = reader.deserialize(streams[camera_info_topic][0][2], streams[camera_info_topic][0][1])
+            camera = bio.camera_from_info(info)
+            gt_topic = depth_topic or lidar_topic
+            self._frames: list[BaseFrame] = []
+            images = streams[image_topic][: max_frames or None]
+            for t_ns, msgtype, raw in images:
+                near = _nearest(streams[gt_topic], t_ns, max_skew)
+                if near is None:
+                    continue
+                msg = reader.deserialize(raw, msgtype)
+                rgb = bio.image_to_rgb(msg)
+                frame_id = msg.header.frame_id
+                gmsg = reader.deserialize(near[2], near[1])
+                if depth_topic:
+                    depth = bio.depth_to_metres(gmsg)
+                else:
+                    T = tf.lookup(frame_id, gmsg.header.frame_id, t_ns)
+                    if T is None:
+                        raise DatasetError(f"data.lidar_topic: no tf from '{gmsg.header.frame_id}' to the camera "
+                                           f"frame '{frame_id}' in {bag}")
+                    depth = _project_points(bio.pointcloud_xyz(gmsg), T, camera)
+                if plane_height is not None:
+                    plane = GroundPlane.from_static(plane_height, pitch=plane_pitch)
+                else:
+                    T = tf.lookup(frame_id, ground_frame, t_ns)
+                    if T is None:
+                        raise DatasetError(f"data.ground_frame: no tf from '{ground_frame}' to '{frame_id}' in {bag};"
+                                           " set data.plane_height for a static mounting")
+                    plane = GroundPlane.from_transform(T)
+                if labels_topic:
+                    ln = _nearest(streams[labels_topic], t_ns, max_skew)
+                    if ln is None:
+                        continue
+                    labels = bio.labels_array(reader.deserialize(ln[2], ln[1]))
+                else:
+                    labels = _segment(segmenter, rgb, camera, plane)
+                self._frames.append(BaseFrame(rgb, labels, depth.astype(np.float32), camera, plane))
+        if not self._frames:
+            raise DatasetError(f"data.bag: no image in {bag} has ground truth within {max_skew} s")
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def base(self, i: int) -> BaseFrame:
+        return self._frames[i]
+
+
+def _nearest(stream: list, t_ns: int, max_skew: float):
+    if not stream:
+        return None
+    best = min(stream, key=lambda m: abs(m[0] - t_ns))
+    return best if abs(best[0] - t_ns) <= max_skew * 1e9 else None
+
+
+def _project_points(xyz: np.ndarray, T_cam_src: np.ndarray, camera) -> np.ndarray:
+    """Sparse depth image (NaN = none) of points given in a source frame, nearest return per pixel."""
+    pts = xyz @ T_cam_src[:3, :3].T + T_cam_src[:3, 3]
+    u, v, z = camera.project(pts)
+    ok = np.isfinite(u) & np.isfinite(v) & (z > 0.1)
+    ui, vi = np.round(u[ok]).astype(np.int64), np.round(v[ok]).astype(np.int64)
+    inside = (ui >= 0) & (ui < camera.width) & (vi >= 0) & (vi < camera.height)
+    out = np.full((camera.height, camera.width), np.inf, np.float32)
+    np.minimum.at(out, (vi[inside], ui[inside]), z[ok][inside].astype(np.float32))
+    out[np.isinf(out)] = np.nan
+    return out
+
+
+def collate(batch: list[dict]) -> dict:
+    out = {}
+    for key in batch[0]:
+        vals = [b[key] for b in batch]
+        out[key] = torch.as_tensor(np.stack(vals)) if isinstance(vals[0], np.ndarray) else torch.tensor(vals)
+    return out

@@ -1,0 +1,217 @@
+"""Measurements for docs/network_and_training.md, each printing JSON (and a PNG where useful):
+
+    python -m edepth_ros.training.report costs                  # params + GFLOPs of every config
+    python -m edepth_ros.training.report ablation --steps 120   # held-out synthetic ablation
+    python -m edepth_ros.training.report kitti --checkpoint models/demo/model.pt
+
+``costs``: parameters and forward GFLOPs (torch.utils.flop_counter counts 2 FLOPs per multiply-add; one image) of the exported graph
+(DeployNet) of each registered config at its own resolution, beside Depth Anything V2-S's ViT-S/14
+encoder at 308 x 308 (built with timm, random weights; its DPT head is not counted).
+``ablation``: full model vs (a) embodied depth alone, (b) no depth branch, (c) no text VAE, with
+equal training budgets, on held-out scene seeds.
+``kitti``: a checkpoint on the real KITTI frames with annotated depth (Garg crop, 1e-3..80 m),
+embodied depth from the nominal mounting (1.65 m, level) and the 2011_09_26 calibration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..metrics import METRIC_NAMES, depth_metrics, mean_metrics
+
+
+# ---------------------------------------------------------------------------- costs
+def model_costs(names=None) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..network import MODEL_CONFIGS, DeployNet, build_model
+
+    out = {}
+    for name in names or list(MODEL_CONFIGS):
+        net = build_model(name).eval()
+        h, w = net.cfg.input_size
+        deploy = DeployNet(net).eval()
+        rgb = torch.zeros(1, h, w, 3, dtype=torch.uint8)
+        emb = torch.zeros(1, 2, h, w)
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            deploy(rgb, emb)
+        deploy_params = sum(p.numel() for p in deploy.parameters())
+        text_params = sum(p.numel() for p in net.text_vae.parameters()) if net.text_vae is not None else 0
+        out[name] = dict(backbone=net.cfg.backbone, input=[h, w], params_m=round(deploy_params / 1e6, 2),
+                         params_deployed_m=round((deploy_params - text_params) / 1e6, 2),
+                         gflops=round(fc.get_total_flops() / 1e9, 2), gmacs=round(fc.get_total_flops() / 2e9, 2))
+        del net, deploy
+    import timm
+
+    vit = timm.create_model("vit_small_patch14_dinov2", pretrained=False, img_size=308).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        vit(torch.zeros(1, 3, 308, 308))
+    out["depth_anything_v2_s_encoder"] = dict(
+        backbone="vit_small_patch14_dinov2 (DA-V2-S encoder; DPT head not counted)", input=[308, 308],
+        params_m=round(sum(p.numel() for p in vit.parameters()) / 1e6, 2), gflops=round(fc.get_total_flops() / 1e9, 2),
+        gmacs=round(fc.get_total_flops() / 2e9, 2),
+        note="published DA-V2-S total: 24.8 M params")
+    return out
+
+
+# ---------------------------------------------------------------------------- ablation
+VARIANTS = {
+    "full": {},
+    "no_depth_branch": {"depth_branch": False},
+    "no_text_vae": {"text_vae": False},
+}
+
+
+def ablation(config: str, steps: int, out_dir: Path, variants=None) -> dict:
+    from .config import TrainConfig
+    from .trainer import embodied_baseline, evaluate, make_datasets, train
+
+    base = TrainConfig.load(config)
+    base.train["max_steps"] = steps
+    base.train["val_every"] = 10 ** 6  # validate once, at the end
+    train_set, val_set = make_datasets(base, progress=True)
+    results = {"embodied_only": embodied_baseline(val_set)}
+    timings = {}
+    for name in variants or VARIANTS:
+        cfg = copy.deepcopy(base)
+        for k, v in VARIANTS[name].items():
+            setattr(cfg.model, k, v)
+        cfg.output = out_dir / name
+        cfg.publish = None
+        t0 = time.time()
+        train(cfg, progress=True, datasets=(train_set, val_set))
+        timings[name] = round(time.time() - t0, 1)
+        from ..network import load_checkpoint
+
+        net = load_checkpoint(cfg.output / "model.pt")
+        results[name] = evaluate(net, val_set, batch_size=8)
+    summary = dict(config=str(config), steps=steps, batch_size=base.train["batch_size"],
+                   train_frames=len(train_set), heldout_frames=len(val_set),
+                   heldout_seeds=base.data["val_seeds"], seconds=timings, metrics=results)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "ablation.json").write_text(json.dumps(summary, indent=1))
+    _plot_ablation(results, out_dir / "ablation.png")
+    return summary
+
+
+def _plot_ablation(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, key, label in ((axes[0], "abs_rel", "AbsRel (lower is better)"), (axes[1], "d1", "delta < 1.25 (higher)")):
+        ax.bar(range(len(names)), [results[n][key] for n in names], color=["#888", "#2a7", "#c84", "#48c"][: len(names)])
+        ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=8)
+        ax.set_title(label, fontsize=9)
+    fig.suptitle("held-out synthetic scenes", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- KITTI sample frames
+def kitti_samples(checkpoint: str, kitti_dir: Path, plane_height: float = 1.65, out_png: Path | None = None) -> dict:
+    """Metrics of a checkpoint (and of the embodied depth alone) on the annotated KITTI frames."""
+    import cv2
+
+    from ..network import load_checkpoint
+    from .augment import crop_window, kb_crop_window
+    from .datasets import KittiDataset
+
+    ann = kitti_dir / "annotated_depth"
+    names = sorted(p.name for p in (ann / "rgb").glob("*.png"))
+    if not names:
+        raise FileNotFoundError(f"no frames in {ann / 'rgb'} (set EDEPTH_KITTI_SAMPLES)")
+    net = load_checkpoint(checkpoint)
+    split = Path(os.environ.get("TMPDIR", "/tmp")) / f"edepth_kitti_sample_split_{os.getpid()}.txt"
+    split.write_text("".join(f"rgb/{n} depth/{n} 721.5377\n" for n in names))
+    ds = KittiDataset(str(split), str(ann), str(ann), net.cfg.input_size,
+                      calib_dir=str(kitti_dir / "raw_calib" / "2011_09_26"), plane_height=plane_height)
+    per_model, per_embodied, pictures = [], [], []
+    for i in range(len(ds)):
+        frame = ds.base(i)
+        H, W = frame.labels.shape
+        x0, y0, w0, h0 = kb_crop_window(H, W)
+        x, y, w, h = crop_window(h0, w0, net.cfg.input_size, None)
+        x, y = x + x0, y + y0
+        s = ds[i]
+        with torch.no_grad():
+            out = net(torch.as_tensor(s["rgb"])[None], torch.as_tensor(s["embodied"])[None], path="image")
+        pred = np.full((H, W), np.nan, np.float32)
+        pred[y:y + h, x:x + w] = cv2.resize(out["depth"][0, 0].numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+        emb = np.full((H, W), np.nan, np.float32)
+        e = s["embodied"][0]
+        emb[y:y + h, x:x + w] = cv2.resize(np.where(e > 0, e, np.nan), (w, h), interpolation=cv2.INTER_NEAREST)
+        per_model.append(depth_metrics(pred, frame.depth, crop="garg"))
+        per_embodied.append(depth_metrics(emb, frame.depth, crop="garg"))
+        pictures.append((frame.rgb, pred, frame.depth))
+    split.unlink(missing_ok=True)
+    if out_png:
+        _plot_kitti(pictures, out_png)
+    keep = lambda m: {k: round(float(m[k]), 4) for k in METRIC_NAMES}  # noqa: E731
+    return dict(checkpoint=str(checkpoint), frames=names, model=keep(mean_metrics(per_model)),
+                embodied_only=keep(mean_metrics(per_embodied)), per_frame_model=[keep(m) for m in per_model])
+
+
+def _plot_kitti(pictures, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(pictures), 2, figsize=(12, 1.9 * len(pictures)))
+    for row, (rgb, pred, gt) in zip(np.atleast_2d(axes), pictures):
+        row[0].imshow(rgb)
+        row[1].imshow(pred, cmap="magma_r", vmin=0, vmax=60)
+        v, u = np.nonzero(np.isfinite(gt) & (gt > 0))
+        row[0].scatter(u[::7], v[::7], c=gt[v[::7], u[::7]], s=0.3, cmap="magma_r", vmin=0, vmax=60)
+        for a in row:
+            a.axis("off")
+    axes.flat[0].set_title("image + annotated depth", fontsize=9)
+    axes.flat[1].set_title("demo model (trained on synthetic scenes only)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m edepth_ros.training.report", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    c = sub.add_parser("costs")
+    c.add_argument("--names", nargs="*")
+    a = sub.add_parser("ablation")
+    a.add_argument("--config", default="models/demo.yaml")
+    a.add_argument("--steps", type=int, default=120)
+    a.add_argument("--out", default="runs/ablation")
+    a.add_argument("--variants", nargs="*")
+    k = sub.add_parser("kitti")
+    k.add_argument("--checkpoint", default="models/demo/model.pt")
+    k.add_argument("--kitti", default=os.environ.get("EDEPTH_KITTI_SAMPLES", "../shared/kitti"))
+    k.add_argument("--png", default=None)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.what == "costs":
+        res = model_costs(args.names)
+    elif args.what == "ablation":
+        res = ablation(args.config, args.steps, Path(args.out), args.variants)
+    else:
+        res = kitti_samples(args.checkpoint, Path(args.kitti), out_png=Path(args.png) if args.png else None)
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

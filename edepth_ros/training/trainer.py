@@ -1,0 +1,404 @@
+"""The training loop: alternating text / image paths, logs, atomic checkpoints, resume, AMP, DDP.
+
+``train(config, resume=False)`` runs single-process, or one process of a DDP group when started by
+``torchrun`` (WORLD_SIZE > 1; gloo on CPU, NCCL on GPUs). Files in ``output.dir``:
+    latest.pt  (model + optimizer + step: what --resume continues; written atomically)
+    best.pt    (lowest validation AbsRel), model.pt (final weights only, for export)
+    log.csv    (one row per logged step), val.csv (one row per validation), tb/ (TensorBoard)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ..network import DepthNet, build_model
+from ..network.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
+from .config import TrainConfig, TrainConfigError
+from .datasets import collate
+from .losses import confidence_loss, silog_loss, valid_mask
+from .schedule import PathSchedule
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf; the message names the step and the last good checkpoint."""
+
+
+LOG_FIELDS = ["step", "epoch", "path", "loss", "silog", "kl_text", "kl_eps", "conf", "lr", "grad_norm",
+              "sec_per_step", "rss_mb"]
+VAL_FIELDS = ["step", "epoch", "abs_rel", "sq_rel", "rmse", "rmse_log", "silog", "log10", "d1", "d2", "d3"]
+
+
+# ---------------------------------------------------------------------------- set-up helpers
+def dist_info() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from torchrun's environment (1 process without it)."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
+            int(os.environ.get("WORLD_SIZE", 1)))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def make_datasets(cfg: TrainConfig, progress: bool = True):
+    """(train, val or None) datasets from the config's data section."""
+    from ..embodied import EmbodiedConfig
+    from .augment import AugmentConfig
+    from .datasets import BagDataset, KittiDataset, SyntheticDataset, TextSource
+
+    d = cfg.data
+    aug = AugmentConfig.from_dict(d.get("augment"))
+    emb = EmbodiedConfig.from_dict(d["embodied"]) if d.get("embodied") else None
+    text = TextSource(cfg.text["encoder"], cfg.text["model"], cfg.text["cache_dir"], cfg.text["max_objects"]) \
+        if cfg.model.text_vae else None
+    common = dict(input_size=cfg.model.input_size, embodied=emb, text=text, seed=cfg.train["seed"],
+                  max_depth=cfg.model.max_depth)
+    if d["kind"] == "synthetic":
+        kw = dict(render_scale=d.get("render_scale", 1.5), frame_stride=d.get("frame_stride", 7), progress=progress)
+        train = SyntheticDataset(d["train_seeds"], d["frames_per_seed"], augment=aug, **kw, **common)
+        val = SyntheticDataset(d["val_seeds"], d["val_frames_per_seed"], augment=None, **kw, **common) \
+            if d["val_seeds"] else None
+    elif d["kind"] == "kitti":
+        kw = dict(raw_root=d["raw_root"], gt_root=d.get("gt_root"), calib_dir=d.get("calib_dir"),
+                  plane_height=d.get("plane_height", 1.65), plane_pitch=d.get("plane_pitch", 0.0),
+                  pre_crop=None if d.get("crop", "kb") == "none" else "kb")
+        train = KittiDataset(d["train_split"], augment=aug, **kw, **common)
+        val = KittiDataset(d["val_split"], augment=None, **kw, **common) if d.get("val_split") else None
+    else:
+        kw = {k: d[k] for k in ("image_topic", "camera_info_topic", "depth_topic", "lidar_topic", "labels_topic",
+                                "ground_frame", "plane_height", "plane_pitch", "max_frames") if d.get(k) is not None}
+        train = BagDataset(d["bag"], augment=aug, **kw, **common)
+        val = BagDataset(d["val_bag"], augment=None, **kw, **common) if d.get("val_bag") else None
+    for ds in (train, val):
+        if ds is not None:
+            ds.prepare_text(progress)
+    if text is not None:  # the model's text_dim must match the encoder: check on one sample, at start
+        dim = int(train[0]["text"].shape[0])
+        if dim != cfg.model.text_dim:
+            raise TrainConfigError(f"model.text_dim: {cfg.model.text_dim} but the text encoder "
+                                   f"'{cfg.text['encoder']}' gives {dim}-d embeddings; set model.text_dim: {dim}")
+    return train, val
+
+
+def poly_lr(step: int, total: int, lr: float, lr_end: float, power: float = 0.9) -> float:
+    frac = min(step, total) / max(total, 1)
+    return (lr - lr_end) * (1 - frac) ** power + lr_end
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2 ** 20
+
+
+# ---------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate(net: DepthNet, dataset, batch_size: int = 8, device="cpu", use_text: bool = False) -> dict:
+    """Mean per-frame metrics (edepth_ros.metrics, no crop) of the image path on a dataset.
+
+    use_text=False uses the running latent (what the exported graph bakes in); True uses each
+    frame's own text latent.
+    """
+    from ..metrics import METRIC_NAMES, depth_metrics, mean_metrics
+
+    was_training = net.training
+    net.eval()
+    per_frame = []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    for batch in loader:
+        text = batch["text"].to(device) if use_text and "text" in batch else None
+        out = net(batch["rgb"].to(device), batch["embodied"].to(device), text, path="image")
+        pred = out["depth"][:, 0].float().cpu().numpy()
+        gt = batch["depth"][:, 0].numpy()
+        for p, g in zip(pred, gt):
+            per_frame.append(depth_metrics(p, np.where(g > 0, g, np.nan), max_depth=net.cfg.max_depth, crop=None))
+    net.train(was_training)
+    m = mean_metrics(per_frame)
+    return {k: float(m[k]) for k in METRIC_NAMES}
+
+
+def embodied_baseline(dataset) -> dict:
+    """Metrics of the embodied depth alone (no network) on the same frames, for the ablation."""
+    from ..metrics import METRIC_NAMES, depth_metrics, mean_metrics
+
+    per_frame = []
+    for i in range(len(dataset)):
+        s = dataset[i]
+        d = s["embodied"][0]
+        per_frame.append(depth_metrics(np.where(d > 0, d, np.nan), np.where(s["depth"][0] > 0, s["depth"][0], np.nan),
+                                       max_depth=80.0, crop=None))
+    m = mean_metrics(per_frame)
+    return {k: float(m[k]) for k in METRIC_NAMES}
+
+
+# ---------------------------------------------------------------------------- training
+def compute_losses(net, batch: dict, path: str, tc: dict, device) -> dict:
+    gt = batch["depth"].to(device)
+    text = batch.get("text")
+    out = net(batch["rgb"].to(device), batch["embodied"].to(device),
+              None if text is None else text.to(device), path=path)
+    mask = valid_mask(gt, 0.1, _maxd(net))  # WorDepth/BTS: 0.1 < gt < max_depth
+    silog = silog_loss(out["log_depth"], gt, mask, tc["silog_lambda"])
+    terms = dict(silog=silog, kl_text=out["kl_text"], kl_eps=out["kl_eps"],
+                 conf=confidence_loss(out["conf_logit"], out["log_depth"], gt, mask) if path == "image"
+                 else silog.new_zeros(()))
+    if path == "text":  # phase 1: VAE + decoder with KL + SILog (the sampler is not in the graph)
+        loss = silog + tc["kl_text_weight"] * out["kl_text"]
+    else:  # phase 2: sampler + encoders + decoder with SILog (mu, sigma detached: the VAE is frozen)
+        loss = silog + tc["kl_eps_weight"] * out["kl_eps"] + tc["conf_weight"] * terms["conf"]
+    terms["loss"] = loss
+    return terms
+
+
+def _maxd(net) -> float:
+    return float((net.module if hasattr(net, "module") else net).cfg.max_depth)
+
+
+class CsvLog:
+    def __init__(self, path: Path, fields: list[str], append: bool):
+        self.path, self.fields = path, fields
+        new = not (append and path.is_file())
+        self._fh = open(path, "w" if new else "a", newline="")
+        self._w = csv.DictWriter(self._fh, fieldnames=fields)
+        if new:
+            self._w.writeheader()
+
+    def write(self, row: dict) -> None:
+        self._w.writerow({k: row.get(k, "") for k in self.fields})
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def frozen_parameters(net) -> dict[str, list]:
+    """Per path, the parameters that must not change: the VAE in image steps (phase 2); the
+    sampler and the image encoders in text steps (phase 1)."""
+    def params(*names):
+        return [p for n in names if getattr(net, n, None) is not None for p in getattr(net, n).parameters()]
+
+    return {"image": params("text_vae"), "text": params("sampler", "rgb_encoder", "depth_encoder", "fusion")}
+
+
+def publish(cfg: TrainConfig, out_dir: Path) -> None:
+    """Copy the deployable weights, logs and config to output.publish (e.g. models/demo/)."""
+    import shutil
+
+    cfg.publish.mkdir(parents=True, exist_ok=True)
+    for name in ("model.pt", "log.csv", "val.csv"):
+        if (out_dir / name).is_file():
+            tmp = cfg.publish / f".{name}.tmp"
+            shutil.copyfile(out_dir / name, tmp)
+            os.replace(tmp, cfg.publish / name)
+    if cfg.source is not None:
+        shutil.copyfile(cfg.source, cfg.publish / "config.yaml")
+
+
+def train(config, resume: bool = False, progress: bool = True, datasets=None,
+          stop_after: Optional[int] = None) -> dict:
+    """Train from a config (TrainConfig or YAML path). Returns a summary dict (rank 0's view).
+
+    datasets: optional (train, val) to reuse already built datasets (tests, ablations).
+    stop_after: stop (with a checkpoint, as if interrupted) once this global step is reached; the
+    schedule still spans the whole run, so ``resume`` continues it exactly.
+    """
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.load(config)
+    tc = cfg.train
+    rank, local_rank, world = dist_info()
+    use_cuda = tc["device"] == "cuda" or (tc["device"] == "auto" and torch.cuda.is_available())
+    if tc["device"] == "cuda" and not torch.cuda.is_available():
+        raise TrainConfigError("train.device: cuda asked for but no GPU is visible; use auto or cpu")
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if tc["threads"]:
+        torch.set_num_threads(int(tc["threads"]))
+    own_group = world > 1 and not dist.is_initialized()
+    if own_group:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    out_dir = cfg.output
+    latest = out_dir / "latest.pt"
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if resume and not latest.is_file():
+        raise CheckpointError(f"--resume: no checkpoint at '{latest}' (output.dir); start without --resume")
+
+    seed_everything(tc["seed"])  # same initial weights on every rank
+    net = build_model(cfg.model).to(device)
+    if world > 1 and use_cuda and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        # batch statistics over all ranks (SyncBatchNorm runs on GPUs only; on CPU each rank keeps its own)
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=tc["lr"], weight_decay=tc["weight_decay"])
+    amp = bool(tc["amp"]) and use_cuda
+    amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
+
+    start_step, start_epoch, best = 0, 0, math.inf
+    if resume:
+        payload = read_checkpoint(latest)
+        if payload["config"] != cfg.model.to_dict():
+            raise CheckpointError(f"--resume: '{latest}' was trained with another model config; "
+                                  "use a fresh output.dir or the original config")
+        load_state_strict(net, payload["model"], source=f"checkpoint '{latest}'")
+        try:
+            opt.load_state_dict(payload["optimizer"])
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"'{latest}': optimizer state does not fit ({exc})") from exc
+        if "scaler" in payload and scaler.is_enabled():
+            scaler.load_state_dict(payload["scaler"])
+        start_step, start_epoch = int(payload["step"]), int(payload["epoch"])
+        best = float(payload.get("best_abs_rel", math.inf))
+        if "torch_rng" in payload:
+            torch.set_rng_state(payload["torch_rng"])
+
+    train_set, val_set = datasets if datasets is not None else make_datasets(cfg, progress and rank == 0)
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=tc["seed"],
+                                 drop_last=True)
+    per_rank_batch = int(tc["batch_size"])
+    steps_per_epoch = len(sampler) // per_rank_batch
+    if steps_per_epoch == 0:
+        raise TrainConfigError(f"train.batch_size: {per_rank_batch} per process is larger than the "
+                               f"{len(sampler)} training samples per process; lower it or add data")
+    total = tc["max_steps"] or tc["epochs"] * steps_per_epoch
+    epochs = math.ceil(total / steps_per_epoch)
+    schedule = PathSchedule(seed=tc["seed"], **tc["schedule"])
+    frozen = frozen_parameters(net)
+    ddp_net = net
+    if world > 1:
+        ddp_net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[local_rank] if use_cuda else None, find_unused_parameters=True)
+    torch.manual_seed(tc["seed"] + 1000 * rank + start_step)  # text-path noise differs per rank
+
+    log = CsvLog(out_dir / "log.csv", LOG_FIELDS, append=resume) if rank == 0 else None
+    vlog = CsvLog(out_dir / "val.csv", VAL_FIELDS, append=resume) if rank == 0 else None
+    tb = None
+    if rank == 0:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(str(out_dir / "tb"))
+        except ImportError:  # tensorboard is optional for training itself
+            tb = None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=start_step, desc=f"train {cfg.model.name}", disable=not progress or rank != 0,
+               dynamic_ncols=True)
+    step, last_good = start_step, (start_step if resume else None)
+    t_start = time.time()
+    summary: dict = {}
+
+    def checkpoint(epoch_now: int, path: Path = latest, with_opt: bool = True) -> None:
+        if rank != 0:
+            return
+        extra = dict(step=step, epoch=epoch_now, best_abs_rel=best, torch_rng=torch.get_rng_state(),
+                     train_config=cfg.raw)
+        if with_opt:
+            extra["optimizer"] = opt.state_dict()
+            if scaler.is_enabled():
+                extra["scaler"] = scaler.state_dict()
+        save_checkpoint(path, net, extra)
+
+    net.train()
+    try:
+        for epoch in range(start_epoch, epochs):
+            sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
+            indices = list(sampler)
+            skip = step - epoch * steps_per_epoch  # resume mid-epoch: skip the batches already done
+            batches = [indices[i * per_rank_batch:(i + 1) * per_rank_batch] for i in range(steps_per_epoch)]
+            loader = DataLoader(train_set, batch_sampler=batches[max(skip, 0):], collate_fn=collate,
+                                num_workers=int(tc["workers"]))
+            t0 = time.time()
+            for batch in loader:
+                if step >= total or (stop_after is not None and step >= stop_after):
+                    break
+                path = schedule.path(step, epoch, cfg.model.text_vae)
+                lr = poly_lr(step, total, tc["lr"], tc["lr_end"])
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+                    terms = compute_losses(ddp_net, batch, path, tc, device)
+                loss = terms["loss"]
+                if not torch.isfinite(loss):
+                    where = f"'{latest}' (step {last_good})" if last_good is not None else "none written yet"
+                    raise TrainingDiverged(
+                        f"loss is {loss.item()} at step {step} (epoch {epoch}, {path} path); training stopped. "
+                        f"Last good checkpoint: {where}. Lower train.lr, check the data, or resume with --resume")
+                scaler.scale(loss).backward()
+                for p in frozen[path]:  # DDP hands unused parameters zero grads: AdamW would still decay them
+                    p.grad = None
+                scaler.unscale_(opt)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, tc["grad_clip"])
+                scaler.step(opt)
+                scaler.update()
+                step += 1
+                bar.update(1)
+                if step % tc["log_every"] == 0 or step == total:
+                    vals = {k: float(v.detach()) for k, v in terms.items()}
+                    if world > 1:  # the logged loss is the mean over ranks
+                        t = torch.tensor([vals[k] for k in ("loss", "silog", "kl_text", "kl_eps", "conf")],
+                                         device=device)
+                        dist.all_reduce(t)
+                        vals.update(zip(("loss", "silog", "kl_text", "kl_eps", "conf"), (t / world).tolist()))
+                    row = dict(step=step, epoch=epoch, path=path, lr=lr, grad_norm=float(grad_norm),
+                               sec_per_step=round(time.time() - t0, 4), rss_mb=round(rss_mb(), 1),
+                               **{k: round(v, 6) for k, v in vals.items()})
+                    if rank == 0:
+                        log.write(row)
+                        bar.set_postfix(loss=f"{vals['loss']:.3f}", path=path)
+                        if tb:
+                            for k in ("loss", "silog", "kl_text", "kl_eps", "conf"):
+                                tb.add_scalar(f"train/{k}", vals[k], step)
+                            tb.add_scalar("train/lr", lr, step)
+                if step % tc["checkpoint_every"] == 0:
+                    checkpoint(epoch)
+                    last_good = step
+                t0 = time.time()
+            done_epoch = epoch + 1 if step >= (epoch + 1) * steps_per_epoch else epoch
+            if val_set is not None and rank == 0 and ((epoch + 1) % tc["val_every"] == 0 or step >= total):
+                m = evaluate(net, val_set, per_rank_batch, device)
+                vlog.write(dict(step=step, epoch=epoch, **{k: round(v, 5) for k, v in m.items()}))
+                if tb:
+                    for k, v in m.items():
+                        tb.add_scalar(f"val/{k}", v, step)
+                summary["val"] = m
+                if m["abs_rel"] < best:
+                    best = m["abs_rel"]
+                    checkpoint(done_epoch, out_dir / "best.pt", with_opt=False)
+            checkpoint(done_epoch)
+            last_good = step
+            if step >= total:
+                break
+            if stop_after is not None and step >= stop_after:
+                summary.update(steps=step, interrupted=True, output=str(out_dir))
+                return summary
+        if rank == 0:
+            checkpoint(epochs, out_dir / "model.pt", with_opt=False)
+            if cfg.publish is not None:
+                publish(cfg, out_dir)
+    finally:
+        bar.close()
+        for h in (log, vlog):
+            if h:
+                h.close()
+        if tb:
+            tb.close()
+        if own_group and dist.is_initialized():
+            dist.destroy_process_group()
+    summary.update(steps=step, seconds=round(time.time() - t_start, 1), output=str(out_dir), best_abs_rel=best,
+                   world_size=world)
+    return summary

@@ -1,0 +1,194 @@
+"""Backends behind one interface: embodied-only, ONNX Runtime (real sessions) and PyTorch eager."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edepth_ros.backends import BackendError, EmbodiedOnlyBackend, available_backends, create_backend
+from edepth_ros.model_io import ModelFileError, ModelInputError, pack_embodied, sidecar_path
+
+torch = pytest.importorskip("torch")
+H, W = 96, 320
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The real network (demo config, random init) saved as a checkpoint and exported to ONNX."""
+    from edepth_ros.export import export_onnx
+    from edepth_ros.network import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("model")
+    ckpt = save_checkpoint(d / "demo.pt", build_model("demo"))
+    onnx_path = d / "demo.onnx"
+    export_onnx(ckpt, H, W, None, onnx_path, check_fp16=False)
+    return ckpt, onnx_path
+
+
+def inputs(seed=0, h=H, w=W):
+    from edepth_ros.export import example_inputs
+
+    rgb, emb = example_inputs(h, w, seed=seed)
+    return rgb[0], emb[0]
+
+
+def test_embodied_only_returns_embodied():
+    depth = np.full((4, 5), np.nan, np.float32)
+    depth[2:] = [[3.0], [120.0]]
+    conf = np.full((4, 5), 0.7, np.float32)
+    backend = EmbodiedOnlyBackend(max_depth=80.0)
+    d, c = backend.infer(np.zeros((4, 5, 3), np.uint8), pack_embodied(depth, conf))
+    assert np.isnan(d[:2]).all() and (c[:2] == 0).all()  # no estimate: NaN, confidence 0
+    assert np.allclose(d[2], 3.0) and np.allclose(c[2:], 0.7)
+    assert np.allclose(d[3], 80.0)  # capped at max depth
+
+
+def test_bad_tensors_are_named():
+    backend = EmbodiedOnlyBackend(input_size=(4, 5))
+    rgb, emb = np.zeros((4, 5, 3), np.uint8), np.zeros((2, 4, 5), np.float32)
+    with pytest.raises(ModelInputError, match="'rgb'.*uint8"):
+        backend.infer(rgb.astype(np.float32), emb)
+    with pytest.raises(ModelInputError, match="'rgb'.*4x5"):
+        backend.infer(np.zeros((8, 5, 3), np.uint8), np.zeros((2, 8, 5), np.float32))
+    with pytest.raises(ModelInputError, match="'embodied'"):
+        backend.infer(rgb, emb[:1])
+    with pytest.raises(ModelInputError, match="'embodied'.*NaN"):
+        backend.infer(rgb, np.full((2, 4, 5), np.nan, np.float32))
+
+
+def test_create_backend_choices(exported, tmp_path):
+    ckpt, onnx_path = exported
+    assert isinstance(create_backend("auto", None), EmbodiedOnlyBackend)
+    auto = create_backend("auto", str(onnx_path), threads=1)
+    assert auto.name.startswith("onnxruntime") and auto.input_size == (H, W)
+    assert create_backend("auto", str(ckpt), threads=1).name.startswith("torch")
+    assert available_backends()["onnxruntime-cpu"] is True
+    with pytest.raises(BackendError, match="not one of"):
+        create_backend("openvino", str(onnx_path))
+    with pytest.raises(BackendError, match="not found"):
+        create_backend("auto", str(tmp_path / "missing.onnx"))
+    with pytest.raises(BackendError, match="needs a model file"):
+        create_backend("onnxruntime", None)
+
+
+def test_onnxruntime_matches_torch(exported):
+    """Same graph, two runtimes: depth within 1e-3 x max depth, confidence within 1e-3."""
+    ckpt, onnx_path = exported
+    ort_b = create_backend("onnxruntime-cpu", str(onnx_path), threads=1)
+    torch_b = create_backend("torch", str(onnx_path), threads=1)  # rebuilt from the sidecar's checkpoint + latent
+    for seed in (0, 5):
+        rgb, emb = inputs(seed)
+        d1, c1 = ort_b.infer(rgb, emb)
+        d2, c2 = torch_b.infer(rgb, emb)
+        assert d1.shape == (H, W) and d1.dtype == np.float32
+        assert np.isfinite(d1).all() and (d1 > 0).all() and (d1 <= ort_b.max_depth).all()
+        assert np.abs(d1 - d2).max() <= 1e-3 * ort_b.max_depth
+        assert np.abs(c1 - c2).max() <= 1e-3
+    # the output follows the input: a different embodied depth changes the prediction
+    rgb, emb = inputs(0)
+    d_a, _ = ort_b.infer(rgb, emb)
+    d_b, _ = ort_b.infer(rgb, np.zeros_like(emb))
+    assert np.abs(d_a - d_b).max() > 1e-4
+
+
+def test_static_batch_is_enforced(exported):
+    _, onnx_path = exported
+    b = create_backend("onnxruntime-cpu", str(onnx_path), threads=1)
+    rgb, emb = inputs()
+    with pytest.raises(ModelInputError, match="batch 1.*--dynamic-batch"):
+        b.infer_batch(np.stack([rgb, rgb]), np.stack([emb, emb]))
+
+
+def test_corrupt_model_file_is_named(exported, tmp_path):
+    _, onnx_path = exported
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(onnx_path.read_bytes()[:5000])  # truncated download
+    shutil.copy(sidecar_path(onnx_path), sidecar_path(bad))
+    with pytest.raises(ModelFileError, match="bad.onnx"):
+        create_backend("onnxruntime-cpu", str(bad))
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00" * 64)
+    shutil.copy(sidecar_path(onnx_path), sidecar_path(garbage))
+    with pytest.raises(ModelFileError, match="garbage.onnx"):
+        create_backend("onnxruntime-cpu", str(garbage))
+
+
+def test_sidecar_mismatch_and_absence(exported, tmp_path):
+    _, onnx_path = exported
+    model = tmp_path / "m.onnx"
+    shutil.copy(onnx_path, model)
+    with pytest.raises(ModelFileError, match="sidecar JSON.*not found"):
+        create_backend("onnxruntime-cpu", str(model))
+    side = json.loads(sidecar_path(onnx_path).read_text())
+    side["inputs"]["rgb"]["shape"] = [1, 192, 640, 3]  # the sidecar of another export
+    sidecar_path(model).write_text(json.dumps(side))
+    with pytest.raises(ModelFileError, match="'rgb'.*sidecar says"):
+        create_backend("onnxruntime-cpu", str(model))
+    side["inputs"] = {"image": side["inputs"]["rgb"], "embodied": side["inputs"]["embodied"]}
+    sidecar_path(model).write_text(json.dumps(side))
+    with pytest.raises(ModelFileError, match="field 'inputs' lacks tensor 'rgb'"):
+        create_backend("onnxruntime-cpu", str(model))
+    sidecar_path(model).write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        create_backend("onnxruntime-cpu", str(model))
+
+
+def test_corrupt_checkpoint_is_named(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ModelFileError, match="broken.pt"):
+        create_backend("torch", str(bad))
+
+
+def test_torch_backend_from_checkpoint_with_text(exported):
+    """A .pt with a deployment text: the text's latent replaces the training latent (different output)."""
+    ckpt, _ = exported
+    plain = create_backend("torch", str(ckpt), threads=1)
+    texted = create_backend("torch", str(ckpt), threads=1, text="a truck 6.0 m ahead, the closest object")
+    rgb, emb = inputs(2)
+    d_plain, _ = plain.infer(rgb, emb)
+    d_text, _ = texted.infer(rgb, emb)
+    assert np.isfinite(d_text).all() and np.abs(d_plain - d_text).max() > 1e-4
+    assert not torch.equal(plain.module.mu, texted.module.mu)
+
+
+def test_bench_model_json(tmp_path):
+    """`edepth bench model` measures ONNX Runtime and PyTorch in one run and writes the JSON report."""
+    import argparse
+
+    from edepth_ros.bench import model as bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    out = tmp_path / "bench.json"
+    args = parser.parse_args(["--config", "demo", "--height", "96", "--width", "320", "--iters", "2",
+                              "--warmup", "1", "--backend", "embodied", "--no-peer-flops", "--json", str(out),
+                              "--png", str(tmp_path / "bench.png")])
+    assert bench.run(args) == 0
+    report = json.loads(out.read_text())
+    for kind in ("onnxruntime", "torch", "embodied"):
+        r = report["results"][kind]
+        assert 0 < r["median_ms"] <= r["p95_ms"] and r["peak_rss_mb"] > 0
+    assert report["speedup_onnxruntime_vs_torch"] == pytest.approx(
+        report["results"]["torch"]["median_ms"] / report["results"]["onnxruntime"]["median_ms"])
+    assert report["gflops"] > 0.1 and report["parity"]["ok"]
+    assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_torch_from_onnx_refuses_a_changed_checkpoint(exported, tmp_path):
+    """The sidecar pins the checkpoint's sha256: PyTorch will not pass off other weights as this graph."""
+    from edepth_ros.network import build_model, save_checkpoint
+
+    ckpt, onnx_path = exported
+    model = tmp_path / "m.onnx"
+    shutil.copy(onnx_path, model)
+    side = json.loads(sidecar_path(onnx_path).read_text())
+    torch.manual_seed(7)
+    side["checkpoint"] = str(save_checkpoint(tmp_path / "retrained.pt", build_model("demo")))
+    sidecar_path(model).write_text(json.dumps(side))
+    with pytest.raises(ModelFileError, match="retrained.pt: sha256 differs"):
+        create_backend("torch", str(model))

@@ -1,0 +1,194 @@
+"""`edepth export`: the real network to one fused ONNX graph, text latent baked in, checked, written atomically."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edepth_ros.model_io import INPUT_NAMES, OUTPUT_NAMES, read_sidecar, sha256_file
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from edepth_ros.export import (ExportError, example_inputs, export_onnx, fp16_range_check,  # noqa: E402
+                               latent_for_texts)
+from edepth_ros.network import DeployNet, build_model, save_checkpoint  # noqa: E402
+
+H, W = 96, 320
+TEXT = "a road 10.5 m ahead; a car 12.4 m ahead, the 2nd closest object; buildings on both sides"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(1)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "demo.pt", build_model("demo"))
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx") / "demo.onnx"
+    report = export_onnx(checkpoint, H, W, TEXT, out)
+    return out, report
+
+
+def test_graph_contract_and_sidecar(exported, checkpoint):
+    out, report = exported
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    ins = {i.name: i for i in model.graph.input}
+    assert tuple(ins) == INPUT_NAMES and tuple(o.name for o in model.graph.output) == OUTPUT_NAMES
+    assert ins["rgb"].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert ins["embodied"].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    dims = [d.dim_value for d in ins["rgb"].type.tensor_type.shape.dim]
+    assert dims == [1, H, W, 3]  # static by default
+    # TensorRT takes UINT8 only as an input cast straight to float
+    assert [n.op_type for n in model.graph.node if "rgb" in n.input] == ["Cast"]
+    # the text encoder and the text VAE are not in the graph: only their result is
+    assert not [i.name for i in model.graph.initializer if "text_vae" in i.name]
+    spec = read_sidecar(out)
+    assert (spec.height, spec.width, spec.max_depth) == (H, W, 80.0)
+    assert spec.text == TEXT and len(spec.text_latent["mu"]) == 32
+    assert spec.onnx_sha256 == sha256_file(out) == report.onnx_sha256
+    assert spec.checkpoint_sha256 == sha256_file(checkpoint)
+    assert spec.config["name"] == "demo" and spec.config["latent_dim"] == 32
+    assert spec.normalisation["mean"][0] == pytest.approx(0.485 * 255)
+    assert spec.parity["ok"] and spec.parity["fp16"]["ok"]
+    simp = spec.parity["simplified"]  # static shape arithmetic folded away
+    assert simp["nodes_after"] < simp["nodes_before"] and "Mod" not in spec.parity["ops"]
+    assert not list(out.parent.glob(".*.tmp"))  # no temporary files left behind
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in (out, out.with_suffix(".json")):  # not mkstemp's 0600: the node may run as another user
+        assert f.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_parity_and_fp16_figures(exported):
+    _, report = exported
+    p = report.parity
+    assert p["depth_max_abs"] <= 1e-3 * 80.0 and p["confidence_max_abs"] < 1e-3
+    assert 0 < report.fp16["max_abs"] < 65504 and report.fp16["tensors_checked"] > 100
+
+
+def test_text_latent_is_baked_in(exported, checkpoint):
+    """The graph's output equals DeployNet with the text's (mu, sigma), and differs from another text's."""
+    from edepth_ros.backends.torch_backend import load_network
+
+    out, _ = exported
+    net, _ = load_network(checkpoint)
+    mu, sigma = latent_for_texts(net, [TEXT])
+    assert np.allclose(read_sidecar(out).text_latent["mu"], mu, atol=1e-6)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    rgb, emb = example_inputs(H, W, seed=3)
+    got = sess.run(None, {"rgb": rgb, "embodied": emb})[0]
+    with torch.inference_mode():
+        same = DeployNet(net, mu, sigma)(torch.from_numpy(rgb), torch.from_numpy(emb))[0].numpy()
+        mu2, sigma2 = latent_for_texts(net, ["an empty parking lot at night, nothing within 50 m"])
+        other = DeployNet(net, mu2, sigma2)(torch.from_numpy(rgb), torch.from_numpy(emb))[0].numpy()
+    assert np.abs(got - same).max() <= 1e-3 * 80.0
+    assert np.abs(other - same).max() > 10 * np.abs(got - same).max()
+
+
+def test_dynamic_batch(checkpoint, tmp_path):
+    out = tmp_path / "dyn.onnx"
+    report = export_onnx(checkpoint, H, W, None, out, dynamic_batch=True, check_fp16=False)
+    assert report.parity["samples"] == 3  # includes a batch of 2
+    assert read_sidecar(out).inputs["rgb"]["shape"][0] == "batch"
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    rgb, emb = example_inputs(H, W, batch=3)
+    depth, conf = sess.run(None, {"rgb": rgb, "embodied": emb})
+    assert depth.shape == conf.shape == (3, 1, H, W)
+
+
+def test_failed_check_leaves_nothing(checkpoint, tmp_path, monkeypatch):
+    import edepth_ros.export as ex
+
+    out = tmp_path / "bad.onnx"
+    out.write_bytes(b"previous good model")
+    monkeypatch.setattr(ex, "parity_check", lambda *a, **k: {"ok": False, "depth_max_abs": 9.0, "depth_limit": 0.08})
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_onnx(checkpoint, H, W, None, out, check_fp16=False)
+    assert out.read_bytes() == b"previous good model"  # the old file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]
+
+
+def test_fp16_check_catches_overflow(tmp_path):
+    class Overflowing(torch.nn.Module):
+        def forward(self, x):
+            return torch.exp(x * 4.0) + 1.0  # exp(4 * 255) overflows FP16 (and FP32)
+
+    path = tmp_path / "exp.onnx"
+    torch.onnx.export(Overflowing(), (torch.ones(1, 4),), str(path), input_names=["x"], dynamo=False)
+    res = fp16_range_check(path, {"x": np.full((1, 4), 5.0, np.float32)})
+    assert not res["ok"] and res["exp_overflow"] and res["overflow"][0]["max_abs"] > 65504
+
+
+def test_bad_arguments(checkpoint, tmp_path):
+    with pytest.raises(ExportError, match="multiples of 32"):
+        export_onnx(checkpoint, 100, W, None, tmp_path / "m.onnx")
+    with pytest.raises(ExportError, match=r"\.onnx"):
+        export_onnx(checkpoint, H, W, None, tmp_path / "m.bin")
+    from edepth_ros.model_io import ModelFileError
+
+    missing = tmp_path / "nope.pt"
+    with pytest.raises(ModelFileError, match="nope.pt"):
+        export_onnx(missing, H, W, None, tmp_path / "m.onnx")
+
+
+@pytest.mark.slow
+def test_cli(checkpoint, tmp_path, project_dir):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a car 8 m ahead\n# comment\na wall 20 m ahead\n")
+    out = tmp_path / "cli.onnx"
+    cmd = [sys.executable, "-m", "edepth_ros.cli", "export", "--checkpoint", str(checkpoint), "--height", str(H),
+           "--width", str(W), "--text-from", str(texts), "--out", str(out), "--no-fp16-check",
+           "--json", str(tmp_path / "report.json")]
+    env = {"PYTHONPATH": str(project_dir), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    import os
+
+    env = {**os.environ, **env}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "trtexec --onnx=" in res.stdout
+    assert read_sidecar(out).text == "a car 8 m ahead | a wall 20 m ahead"
+    assert json.loads((tmp_path / "report.json").read_text())["parity"]["ok"]
+    bad = subprocess.run(cmd[:6] + ["--height", "100", "--width", str(W), "--out", str(tmp_path / "x.onnx")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and "multiples of 32" in bad.stderr
+
+
+@pytest.mark.slow
+def test_realtime_config_parity(tmp_path):
+    """The vehicle model at 192 x 640 meets the parity target."""
+    torch.manual_seed(0)
+    report = export_onnx(None, 192, 640, None, tmp_path / "realtime.onnx", net=build_model("realtime"))
+    assert report.parity["depth_max_abs"] <= 1e-3 * 80.0 and report.fp16["ok"]
+
+
+def test_text_from_synthetic_frames(checkpoint):
+    """--text-from synthetic:N: training-style descriptions of generated frames, pooled per frame."""
+    from edepth_ros.backends.torch_backend import load_network
+    from edepth_ros.export import read_texts
+
+    texts = read_texts("synthetic:2")
+    assert len(texts) == 2 and all(isinstance(t, list) and " m " in " ".join(t) for t in texts)
+    net, _ = load_network(checkpoint)
+    mu, sigma = latent_for_texts(net, texts)
+    assert mu.shape == sigma.shape == (32,) and np.isfinite(mu).all() and (sigma > 0).all()
+    with pytest.raises(ExportError, match="synthetic"):
+        read_texts("kitti-nonexistent")
+
+
+@pytest.mark.slow
+def test_dynamo_exporter(checkpoint, tmp_path):
+    """torch.export-based exporter: same contract, one file (no external data), parity met."""
+    out = tmp_path / "dynamo.onnx"
+    report = export_onnx(checkpoint, H, W, None, out, exporter="dynamo", check_fp16=False)
+    assert report.parity["ok"] and read_sidecar(out).opset >= 18
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dynamo.json", "dynamo.onnx"]

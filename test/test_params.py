@@ -1,0 +1,126 @@
+"""ros/params.py: one table of parameters, validated at start; config files and docs in sync with it;
+a real node rejects a bad params file naming the parameter, and serves descriptors with ranges."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edepth_ros.ros import params
+from edepth_ros.ros.params import PARAMS, ParameterError, read_params_file, validate
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def test_every_parameter_is_described_and_its_default_is_valid():
+    names = [p.name for p in PARAMS]
+    assert len(names) == len(set(names))
+    for p in PARAMS:
+        assert len(p.description) > 15, p.name
+        if p.range:
+            assert p.range[0] <= p.default <= p.range[1], p.name
+        if p.choices:
+            assert p.default in p.choices, p.name
+    assert validate({}) == params.defaults()
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"camera_height": 0.0}, "parameter 'camera_height' = 0.0 is out of range: 0.05 <= value <= 50.0"),
+    ({"camera_pitch": float("nan")}, "'camera_pitch': must be finite"),
+    ({"points.decimation": 2.5}, "'points.decimation': expected an integer"),
+    ({"backend": "cuda"}, "'backend' = 'cuda' is not one of: auto"),
+    ({"qos.image.reliability": "best-effort"}, "'qos.image.reliability' = 'best-effort' is not one of"),
+    ({"use_tf": "yes"}, "'use_tf': expected true or false"),
+    ({"colored.min_depth": 50.0, "colored.max_depth": 10.0}, "'colored.max_depth' = 10.0 must exceed"),
+    ({"model": "/nonexistent/model.onnx"}, "parameter 'model': file '/nonexistent/model.onnx' not found"),
+    ({"camera_hieght": 1.5}, "unknown parameter.*camera_hieght"),
+])
+def test_bad_values_are_named(values, match):
+    with pytest.raises(ParameterError, match=match):
+        validate(values)
+
+
+def test_int_is_accepted_for_a_float_and_use_sim_time_passes():
+    out = validate({"camera_height": 2, "use_sim_time": True})
+    assert out["camera_height"] == 2.0 and isinstance(out["camera_height"], float)
+
+
+def test_shipped_config_files_are_valid_and_complete():
+    generic = read_params_file(PROJECT / "config" / "edepth.yaml")
+    assert set(generic) == {p.name for p in PARAMS}, "config/edepth.yaml must list every parameter"
+    assert validate(generic) == params.defaults()
+    kitti = validate(read_params_file(PROJECT / "config" / "kitti.yaml"))
+    assert kitti["camera_height"] == pytest.approx(1.65) and kitti["points.max_range"] == 80.0
+
+
+def test_docs_list_every_parameter():
+    doc = (PROJECT / "docs" / "node.md").read_text()
+    missing = [p.name for p in PARAMS if f"`{p.name}`" not in doc]
+    assert not missing, f"docs/node.md does not describe {missing}"
+
+
+def test_read_params_file_rejects_a_file_without_ros_parameters(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("edepth_node:\n  camera_height: 1.0\n")
+    with pytest.raises(ParameterError, match="ros__parameters"):
+        read_params_file(f)
+
+
+# ------------------------------------------------------------------ a real node (ROS_DOMAIN_ID 50-51)
+
+ros_util = pytest.importorskip("ros_util")
+
+
+def _run_node(tmp_path, domain, values, timeout=60):
+    pytest.importorskip("rclpy", reason="rclpy (ros-rclpy wheel) is not installed")
+    f = ros_util.write_params(tmp_path / "bad.yaml", values)
+    return subprocess.run([sys.executable, "-m", "edepth_ros.ros.node", "--ros-args", "--params-file", str(f)],
+                          cwd=PROJECT, env=ros_util.node_env(domain), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.ros
+def test_node_refuses_to_start_with_a_bad_parameter_and_names_it(tmp_path):
+    out = _run_node(tmp_path, 50, {"backend": "embodied", "points.decimation": 0})
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "cannot start" in out.stderr and "points.decimation" in out.stderr
+    out = _run_node(tmp_path, 50, {"backend": "embodied", "camera_height": "high"})
+    assert out.returncode == 2 and "camera_height" in out.stderr, out.stderr
+    out = _run_node(tmp_path, 50, {"backend": "embodied", "qos.depth.reliability": "sometimes"})
+    assert out.returncode == 2 and "'qos.depth.reliability' = 'sometimes' is not one of" in out.stderr, out.stderr
+
+
+@pytest.mark.ros
+def test_node_serves_descriptors_with_ranges_and_parameters_are_read_only(tmp_path):
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+
+    node = ros_util.NodeProcess(tmp_path, 51, {"backend": "embodied", "camera_height": 1.4})
+    graph = ros_util.Graph(51)
+    try:
+        client = AsyncParameterClient(graph.node, "/cam/edepth_node")
+        assert client.wait_for_services(30.0), node.log()
+
+        def result(future, timeout=10.0):
+            deadline = time.monotonic() + timeout
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert future.done()
+            return future.result()
+
+        desc = {d.name: d for d in result(client.describe_parameters(["camera_height", "points.decimation",
+                                                                      "backend"])).descriptors}
+        r = desc["camera_height"].floating_point_range[0]
+        assert (r.from_value, r.to_value) == (0.05, 50.0) and desc["camera_height"].read_only
+        assert desc["points.decimation"].integer_range[0].to_value == 64
+        assert "embodied" in desc["backend"].additional_constraints and desc["backend"].description
+        values = result(client.get_parameters(["camera_height"])).values
+        assert values[0].double_value == 1.4
+        res = result(client.set_parameters([Parameter("camera_height", value=2.0)])).results[0]
+        assert not res.successful and "read-only" in res.reason
+    finally:
+        graph.close()
+        assert node.stop() == 0, node.log()

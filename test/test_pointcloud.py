@@ -1,0 +1,124 @@
+"""pointcloud.py: depth -> points in the optical frame, decimation, range, colours, PLY files."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from edepth_ros.camera import CameraModel
+from edepth_ros.pointcloud import (PointCloudError, cloud_array, depth_to_points, pack_rgb, unpack_rgb,
+                                   write_ply)
+
+W, H = 64, 48
+
+
+@pytest.fixture
+def camera():
+    return CameraModel.from_intrinsics(50.0, 52.0, 31.5, 20.0, W, H, frame_id="cam_optical")
+
+
+def ramp_depth():
+    d = np.linspace(2.0, 30.0, W * H, dtype=np.float32).reshape(H, W)
+    d[5, 7] = np.nan
+    d[10, :4] = 0.0
+    return d
+
+
+def test_points_back_project_through_the_intrinsics(camera):
+    depth = ramp_depth()
+    xyz, rgb = depth_to_points(depth, camera, organised=True)
+    assert rgb is None and xyz.shape == (H, W, 3) and xyz.dtype == np.float32
+    v, u = 33, 40
+    z = depth[v, u]
+    np.testing.assert_allclose(xyz[v, u], [(u - 31.5) / 50.0 * z, (v - 20.0) / 52.0 * z, z], rtol=1e-6)
+    # projecting the points gives back their pixels
+    pu, pv, pz = camera.project(xyz.reshape(-1, 3)[np.isfinite(xyz.reshape(-1, 3)).all(1)])
+    uu, vv = np.meshgrid(np.arange(W), np.arange(H))
+    keep = np.isfinite(depth) & (depth > 0)
+    np.testing.assert_allclose(pu, uu[keep], atol=1e-3)
+    np.testing.assert_allclose(pv, vv[keep], atol=1e-3)
+
+
+def test_invalid_pixels_are_nan_when_organised_and_left_out_otherwise(camera):
+    depth = ramp_depth()
+    org = cloud_array(depth, camera, organised=True)
+    assert np.isnan(org[5, 7]).all() and np.isnan(org[10, :4]).all()
+    flat = cloud_array(depth, camera)
+    assert len(flat) == H * W - 5 and np.isfinite(flat).all()
+
+
+def test_max_range_and_decimation(camera):
+    depth = ramp_depth()
+    flat = cloud_array(depth, camera, max_range=10.0)
+    assert flat[:, 2].max() <= 10.0
+    expected = np.count_nonzero((depth > 0) & (depth <= 10.0))
+    assert len(flat) == expected
+    dec = cloud_array(depth, camera, decimation=4, organised=True)
+    assert dec.shape == (H // 4, W // 4, 3)
+    np.testing.assert_array_equal(dec[2, 3], cloud_array(depth, camera, organised=True)[8, 12])
+
+
+def test_rgb_is_packed_as_0x00rrggbb(camera):
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 7
+    arr = cloud_array(np.full((H, W), 5.0, np.float32), camera, rgb=rgb)
+    assert arr.shape == (H * W, 4)
+    bits = arr[:, 3].view(np.uint32)
+    assert np.all(bits == (200 << 16 | 100 << 8 | 7))
+    xyz, packed = depth_to_points(np.full((H, W), 5.0, np.float32), camera, rgb=rgb)
+    np.testing.assert_array_equal(unpack_rgb(packed), rgb.reshape(-1, 3))
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 5), st.integers(1, 5), st.just(3))))
+def test_pack_unpack_round_trip(rgb):
+    np.testing.assert_array_equal(unpack_rgb(pack_rgb(rgb)), rgb)
+
+
+def test_bad_inputs_name_the_argument(camera):
+    with pytest.raises(PointCloudError, match="depth: shape"):
+        cloud_array(np.ones((H + 1, W), np.float32), camera)
+    with pytest.raises(PointCloudError, match="depth: expected float32"):
+        cloud_array(np.ones((H, W), np.float64), camera)
+    with pytest.raises(PointCloudError, match="decimation"):
+        cloud_array(np.ones((H, W), np.float32), camera, decimation=0)
+    with pytest.raises(PointCloudError, match="rgb"):
+        cloud_array(np.ones((H, W), np.float32), camera, rgb=np.zeros((H, W, 3), np.float32))
+
+
+def _read_ply(path):
+    raw = path.read_bytes()
+    end = raw.index(b"end_header\n") + len(b"end_header\n")
+    header = raw[:end].decode().splitlines()
+    n = int(next(line for line in header if line.startswith("element vertex")).split()[-1])
+    props = [line.split()[1:] for line in header if line.startswith("property")]
+    dt = np.dtype([(name, "<f4" if kind == "float" else "u1") for kind, name in props])
+    return header, np.frombuffer(raw[end:], dt, count=n)
+
+
+def test_write_ply_round_trip(tmp_path, camera):
+    depth = ramp_depth()
+    rgb = (np.arange(H * W * 3) % 251).astype(np.uint8).reshape(H, W, 3)
+    xyz, packed = depth_to_points(depth, camera, rgb=rgb, organised=True)
+    n = write_ply(tmp_path / "cloud.ply", xyz, packed)
+    header, rec = _read_ply(tmp_path / "cloud.ply")
+    assert header[1] == "format binary_little_endian 1.0"
+    keep = np.isfinite(xyz.reshape(-1, 3)).all(1)
+    assert n == len(rec) == keep.sum()
+    np.testing.assert_array_equal(rec["z"], xyz.reshape(-1, 3)[keep, 2])
+    np.testing.assert_array_equal(np.stack([rec["red"], rec["green"], rec["blue"]], 1), rgb.reshape(-1, 3)[keep])
+    # uint8 colours and no colours are accepted too
+    assert write_ply(tmp_path / "plain.ply", xyz) == n
+    assert "property uchar red" not in _read_ply(tmp_path / "plain.ply")[0]
+    assert write_ply(tmp_path / "u8.ply", xyz.reshape(-1, 3), rgb.reshape(-1, 3)) == n
+
+
+def test_infinite_max_range_keeps_far_points(camera):
+    depth = np.full((H, W), 500.0, np.float32)
+    assert len(cloud_array(depth, camera, max_range=math.inf)) == H * W
+    assert len(cloud_array(depth, camera, max_range=100.0)) == 0

