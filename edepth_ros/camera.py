@@ -74,6 +74,16 @@ def _check_intrinsics(Kmat: np.ndarray, field: str) -> None:
         )
 
 
+def _rotation(R: np.ndarray, field: str) -> np.ndarray:
+    # a non-rotation R would tilt or scale every ray: silently wrong depth, so refuse it
+    if not (np.allclose(R @ R.T, np.eye(3), atol=1e-3) and np.linalg.det(R) > 0):
+        raise CameraModelError(
+            f"{field}: {R.tolist()} is not a rotation matrix (R R^T = I, det R = +1); publish the "
+            "rectification rotation from camera_calibration, or the identity for a monocular camera"
+        )
+    return R
+
+
 def _size(value, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) <= 0:
         raise CameraModelError(f"{field}: {value!r}; image sizes must be positive integers")
@@ -96,7 +106,7 @@ class CameraModel:
         D = np.zeros(0) if D is None else np.asarray(D, dtype=np.float64).ravel()
         if not np.all(np.isfinite(D)):
             raise CameraModelError("D: contains NaN or infinity; recalibrate the camera")
-        self.R = np.eye(3) if R is None or not np.any(np.asarray(R)) else _matrix(R, (3, 3), "R")
+        self.R = np.eye(3) if R is None or not np.any(np.asarray(R)) else _rotation(_matrix(R, (3, 3), "R"), "R")
         Pm = None if P is None or not np.any(np.asarray(P, dtype=np.float64)) else _matrix(P, (3, 4), "P")
         has_distortion = bool(np.any(D))
         self.rectified = (not has_distortion) if rectified is None else bool(rectified)

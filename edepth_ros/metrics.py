@@ -243,13 +243,27 @@ class FrameScore:
         return int(self.gt.size)
 
 
+def gt_valid_mask(gt: np.ndarray, min_depth: float = MIN_DEPTH, max_depth: float = MAX_DEPTH,
+                  crop: str | None = "garg") -> np.ndarray:
+    """Pixels whose ground truth counts (finite, in range, inside the crop), whatever the prediction."""
+    return valid_mask(gt, gt, min_depth, max_depth, crop)
+
+
 def score_frame(pred: np.ndarray, gt: np.ndarray, min_depth: float = MIN_DEPTH, max_depth: float = MAX_DEPTH,
-                crop: str | None = "garg", bins=DEFAULT_BINS) -> FrameScore:
-    """The nine metrics of a frame and its per-bin sums (bins of the ground-truth depth), in one pass."""
+                crop: str | None = "garg", bins=DEFAULT_BINS, gt_mask: np.ndarray | None = None) -> FrameScore:
+    """The nine metrics of a frame and its per-bin sums (bins of the ground-truth depth), in one pass.
+
+    gt_mask: ``gt_valid_mask(gt, min_depth, max_depth, crop)`` when the caller scores several
+    predictions against one ground truth (computed here otherwise).
+    """
     pred = np.asarray(pred)
     gt = np.asarray(gt)
-    valid_mask(pred, gt, min_depth, max_depth, None)  # checks the shapes, naming both
-    gt_mask = valid_mask(gt, gt, min_depth, max_depth, crop)  # ground truth alone (gt is finite there)
+    if pred.shape != gt.shape or gt.ndim != 2:
+        raise MetricsError(
+            f"prediction shape {pred.shape} and ground truth shape {gt.shape} must be the same (H, W);"
+            " resize the prediction to the ground truth's size first")
+    if gt_mask is None:
+        gt_mask = gt_valid_mask(gt, min_depth, max_depth, crop)
     mask = gt_mask & np.isfinite(pred)
     g = gt[mask].astype(np.float32, copy=False)
     p = np.clip(pred[mask].astype(np.float32, copy=False), min_depth, max_depth)

@@ -41,7 +41,7 @@ class DepthPipeline:
     """
 
     def __init__(self, backend: Backend, embodied_config=None, segmenter=None,
-                 model_input: Optional[ModelInput] = None, fallback_plane=None):
+                 model_input: Optional[ModelInput] = None, fallback_plane=None, mask_sky: bool = True):
         from .embodied import EmbodiedConfig, EmbodiedDepth  # deferred: keeps pipeline importable alone
 
         self.backend = backend
@@ -56,6 +56,9 @@ class DepthPipeline:
             )
         self.model_input = model_input
         self.fallback_plane = fallback_plane
+        # Sky has no depth (REP 118: NaN, or the configured cap): a network's guess there would put
+        # phantom points into the cloud, so the embodied verdict wins on sky pixels.
+        self.mask_sky = mask_sky
 
     def _model_input_for(self, frame: Frame) -> ModelInput:
         if self.model_input is not None:
@@ -105,6 +108,12 @@ class DepthPipeline:
         t = time.perf_counter()
         depth, conf = mi.to_image(depth_m, conf_m, camera)
         np.minimum(depth, self.backend.max_depth, out=depth, where=np.isfinite(depth))  # resampling rounding
+        if self.mask_sky:
+            from .embodied import Region
+
+            sky = emb.region == Region.SKY
+            depth[sky] = emb.depth[sky]
+            conf[sky] = 0.0
         timings["postprocess_ms"] = _ms(t)
         timings["total_ms"] = _ms(t_start)
         return DepthResult(depth=depth, confidence=conf, embodied=emb, labels=labels, timings=timings)

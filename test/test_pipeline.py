@@ -136,3 +136,27 @@ def test_real_onnx_model_on_kitti(kitti_dir, tmp_path):
     assert seen.mean() > 0.5  # the crop covers the lower part of the image
     assert (res.depth[seen] > 0).all() and (res.depth[seen] <= backend.max_depth).all()
     assert res.timings["infer_ms"] > 0
+
+
+class _ConstantBackend(EmbodiedOnlyBackend):
+    """A network stand-in that answers 7 m everywhere, sky included, as an untrained net may."""
+
+    name = "constant"
+
+    def _infer(self, rgb, embodied):
+        shape = embodied.shape[1:]
+        return np.full(shape, 7.0, np.float32), np.full(shape, 0.9, np.float32)
+
+
+@pytest.mark.parametrize("mask_sky", [True, False])
+def test_sky_keeps_no_depth_whatever_the_network_says(scene, mask_sky):
+    pipe = DepthPipeline(_ConstantBackend(input_size=(192, 640)), mask_sky=mask_sky)
+    res = pipe.process(Frame(scene.rgb, scene.camera, scene.plane, scene.labels))
+    sky = res.embodied.region == Region.SKY
+    assert sky.sum() > 1000
+    if mask_sky:
+        assert np.isnan(res.depth[sky]).all() and (res.confidence[sky] == 0).all()
+    else:
+        assert np.isfinite(res.depth[sky]).all()
+    ground = res.embodied.region == Region.ROAD
+    assert np.allclose(res.depth[ground], 7.0)

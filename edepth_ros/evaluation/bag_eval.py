@@ -204,9 +204,10 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
                                          stamp=stamp * 1e-9, frame_id=cam_frame))
             proc_ms = (time.perf_counter() - t0) * 1000.0
             process_ms_total += proc_ms
-            score = M.score_frame(out.depth, gt, min_depth, max_depth, crop)
+            gt_mask = M.gt_valid_mask(gt, min_depth, max_depth, crop)
+            score = M.score_frame(out.depth, gt, min_depth, max_depth, crop, gt_mask=gt_mask)
             m = score.metrics
-            em = M.score_frame(out.embodied.depth, gt, min_depth, max_depth, crop, bins=None).metrics
+            em = M.score_frame(out.embodied.depth, gt, min_depth, max_depth, crop, bins=None, gt_mask=gt_mask).metrics
             M.merge_bins(res.bins, score.bins)
             pvt.add(score.pred, score.gt)
             row = {"stamp": f"{stamp / 1e9:.6f}", "gt_dt_ms": (best[1] - stamp) / 1e6, "pixels": score.pixels,

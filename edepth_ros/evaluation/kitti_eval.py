@@ -235,8 +235,9 @@ def evaluate(entries: list[SplitEntry], pipeline, out_dir=None, ground: str = "n
         t0 = time.perf_counter()
         out = pipeline.process(frame)
         wall_ms = (time.perf_counter() - t0) * 1000.0
-        score = M.score_frame(out.depth, gt, min_depth, max_depth, crop)
-        emb = M.score_frame(out.embodied.depth, gt, min_depth, max_depth, crop, bins=None)
+        gt_mask = M.gt_valid_mask(gt, min_depth, max_depth, crop)
+        score = M.score_frame(out.depth, gt, min_depth, max_depth, crop, gt_mask=gt_mask)
+        emb = M.score_frame(out.embodied.depth, gt, min_depth, max_depth, crop, bins=None, gt_mask=gt_mask)
         M.merge_bins(res.bins, score.bins)
         pvt.add(score.pred, score.gt)
         res.per_frame.append({

@@ -151,10 +151,12 @@ class PredVsTrue:
         if mask is not None:
             pred, gt = pred[mask], gt[mask]
         nb = len(self.edges) - 1
-        scale = nb / self.edges[-1]
-        i = np.clip((np.asarray(gt, np.float64) * scale).astype(np.int64), 0, nb - 1)
-        j = np.clip((np.asarray(pred, np.float64) * scale).astype(np.int64), 0, nb - 1)
-        self.hist += np.bincount(i * nb + j, minlength=nb * nb).reshape(nb, nb)
+        scale = np.float32(nb / self.edges[-1])
+        i = np.minimum((np.asarray(gt, np.float32) * scale).astype(np.int32), nb - 1)  # depths are > 0
+        j = np.minimum((np.asarray(pred, np.float32) * scale).astype(np.int32), nb - 1)
+        i *= nb
+        i += j
+        self.hist += np.bincount(i, minlength=nb * nb).reshape(nb, nb)
 
     def plot(self, path: Path, title: str = "Predicted vs true depth") -> Path:
         plt = _plt()
