@@ -67,6 +67,12 @@ def _check_intrinsics(Kmat: np.ndarray, field: str) -> None:
                 f"{field}: {name} is {value:g}; focal lengths must be positive (the camera is not "
                 "calibrated, or the matrix is not row-major)"
             )
+    for name, value in (("fx", Kmat[0, 0]), ("fy", Kmat[1, 1])):
+        if not 1e-3 <= value <= 1e7:  # beyond this, float32 rays overflow: no real camera is there
+            raise CameraModelError(f"{field}: {name} is {value:g} pixels, outside the plausible 1e-3 to 1e7; "
+                                   "the calibration is corrupt or in other units")
+    if abs(Kmat[0, 1]) > Kmat[0, 0]:
+        raise CameraModelError(f"{field}: skew {Kmat[0, 1]:g} exceeds fx {Kmat[0, 0]:g}; the calibration is corrupt")
     if Kmat[1, 0] != 0 or Kmat[2, 0] != 0 or Kmat[2, 1] != 0 or abs(Kmat[2, 2] - 1) > 1e-9:
         raise CameraModelError(
             f"{field}: bottom-left entries must be 0 and the last 1 ([fx s cx; 0 fy cy; 0 0 1]), "
@@ -76,7 +82,10 @@ def _check_intrinsics(Kmat: np.ndarray, field: str) -> None:
 
 def _rotation(R: np.ndarray, field: str) -> np.ndarray:
     # a non-rotation R would tilt or scale every ray: silently wrong depth, so refuse it
-    if not (np.allclose(R @ R.T, np.eye(3), atol=1e-3) and np.linalg.det(R) > 0):
+    with np.errstate(all="ignore"):
+        ok = bool(np.abs(R).max() <= 1.0 + 1e-3 and np.allclose(R @ R.T, np.eye(3), atol=1e-3)
+                  and np.linalg.det(R) > 0)
+    if not ok:
         raise CameraModelError(
             f"{field}: {R.tolist()} is not a rotation matrix (R R^T = I, det R = +1); publish the "
             "rectification rotation from camera_calibration, or the identity for a monocular camera"

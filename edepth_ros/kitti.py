@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .camera import CameraModel
+from .camera import CameraModel, CameraModelError
 
 KITTI_WIDTH, KITTI_HEIGHT = 1242, 375
 KITTI_LIDAR_HEIGHT = 1.73  # metres above the road (KITTI setup page)
@@ -46,8 +46,12 @@ def _read_keyed(path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise KittiFormatError(f"{path}: no such calibration file")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KittiFormatError(f"{path}: not a readable text calibration file ({exc})") from None
     out: dict[str, np.ndarray] = {}
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         if ":" not in line:
             continue
         key, _, values = line.partition(":")
@@ -75,8 +79,12 @@ def _homogeneous(M: np.ndarray) -> np.ndarray:
     return T
 
 
-def _calib(P: np.ndarray, R0: np.ndarray, Tr: np.ndarray, width: int, height: int, frame_id: str) -> KittiCalib:
-    camera = CameraModel(width, height, P[:, :3], P=P, frame_id=frame_id)
+def _calib(P: np.ndarray, R0: np.ndarray, Tr: np.ndarray, width: int, height: int, frame_id: str,
+           path=None, key: str = "P2") -> KittiCalib:
+    try:
+        camera = CameraModel(width, height, P[:, :3], P=P, frame_id=frame_id)
+    except CameraModelError as exc:  # the file's numbers are not a camera: name the file and key
+        raise KittiFormatError(f"{path}: key '{key}' is not a usable camera matrix ({exc})") from None
     offset = np.eye(4)
     offset[:3, 3] = camera.stereo_offset
     return KittiCalib(camera, offset @ _homogeneous(R0) @ _homogeneous(Tr))
@@ -91,7 +99,7 @@ def read_object_calib(path, width: int = KITTI_WIDTH, height: int = KITTI_HEIGHT
     P = _get(values, f"P{cam}", (3, 4), path)
     R0 = _get(values, "R0_rect", (3, 3), path)
     Tr = _get(values, "Tr_velo_to_cam", (3, 4), path)
-    return _calib(P, R0, Tr, width, height, f"kitti_camera_{cam}")
+    return _calib(P, R0, Tr, width, height, f"kitti_camera_{cam}", path, f"P{cam}")
 
 
 def read_raw_calib(directory, cam: int = 2) -> KittiCalib:
@@ -109,7 +117,8 @@ def read_raw_calib(directory, cam: int = 2) -> KittiCalib:
     size = _get(c2c, f"S_rect_0{cam}", (2,), c2c_path)
     R = _get(v2c, "R", (3, 3), v2c_path)
     T = _get(v2c, "T", (3, 1), v2c_path)
-    return _calib(P, R0, np.hstack([R, T]), int(round(size[0])), int(round(size[1])), f"kitti_camera_{cam}")
+    return _calib(P, R0, np.hstack([R, T]), int(round(size[0])), int(round(size[1])), f"kitti_camera_{cam}",
+                  c2c_path, f"P_rect_0{cam}/S_rect_0{cam}")
 
 
 def read_velodyne(path) -> np.ndarray:

@@ -64,15 +64,20 @@ def crop_mask(h: int, w: int, crop: str | None) -> np.ndarray | None:
     raise MetricsError(f"crop={crop!r}: use 'garg', 'eigen' or None")
 
 
-def valid_mask(pred: np.ndarray, gt: np.ndarray, min_depth: float = MIN_DEPTH,
-               max_depth: float = MAX_DEPTH, crop: str | None = "garg") -> np.ndarray:
-    """Pixels that count: finite gt in (min_depth, max_depth), inside the crop, finite prediction."""
+def _same_shape(pred, gt) -> tuple[np.ndarray, np.ndarray]:
     pred = np.asarray(pred)
     gt = np.asarray(gt)
     if pred.shape != gt.shape or gt.ndim != 2:
         raise MetricsError(
             f"prediction shape {pred.shape} and ground truth shape {gt.shape} must be the same (H, W);"
             " resize the prediction to the ground truth's size first")
+    return pred, gt
+
+
+def valid_mask(pred: np.ndarray, gt: np.ndarray, min_depth: float = MIN_DEPTH,
+               max_depth: float = MAX_DEPTH, crop: str | None = "garg") -> np.ndarray:
+    """Pixels that count: finite gt in (min_depth, max_depth), inside the crop, finite prediction."""
+    pred, gt = _same_shape(pred, gt)
     with np.errstate(invalid="ignore"):
         mask = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth) & np.isfinite(pred)
     c = crop_mask(gt.shape[0], gt.shape[1], crop)
@@ -256,12 +261,7 @@ def score_frame(pred: np.ndarray, gt: np.ndarray, min_depth: float = MIN_DEPTH, 
     gt_mask: ``gt_valid_mask(gt, min_depth, max_depth, crop)`` when the caller scores several
     predictions against one ground truth (computed here otherwise).
     """
-    pred = np.asarray(pred)
-    gt = np.asarray(gt)
-    if pred.shape != gt.shape or gt.ndim != 2:
-        raise MetricsError(
-            f"prediction shape {pred.shape} and ground truth shape {gt.shape} must be the same (H, W);"
-            " resize the prediction to the ground truth's size first")
+    pred, gt = _same_shape(pred, gt)
     if gt_mask is None:
         gt_mask = gt_valid_mask(gt, min_depth, max_depth, crop)
     mask = gt_mask & np.isfinite(pred)

@@ -214,6 +214,7 @@ def read_sidecar(model_path: str | os.PathLike) -> ModelSpec:
         spec = ModelSpec(**{k: v for k, v in data.items() if k in known})
     except TypeError as exc:
         raise ModelFileError(f"{path}: missing field ({exc})") from exc
+    _check_spec_types(spec, path)
     for name in INPUT_NAMES:
         if name not in spec.inputs:
             raise ModelFileError(f"{path}: field 'inputs' lacks tensor {name!r} (has {sorted(spec.inputs)})")
@@ -224,6 +225,43 @@ def read_sidecar(model_path: str | os.PathLike) -> ModelSpec:
         raise ModelFileError(f"{path}: height/width/max_depth must be positive, got "
                              f"{spec.height}/{spec.width}/{spec.max_depth}")
     return spec
+
+
+def _check_spec_types(spec: ModelSpec, path: Path) -> None:
+    """Every field a backend relies on has the JSON type it expects (an edited or damaged sidecar
+    must fail here, naming the field, not later inside a runtime)."""
+    def bad(name: str, want: str, value) -> ModelFileError:
+        return ModelFileError(f"{path}: field {name!r} must be {want}, got {value!r}; re-export the model")
+
+    for name in ("height", "width"):
+        v = getattr(spec, name)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise bad(name, "an integer", v)
+    try:
+        finite = (isinstance(spec.max_depth, (int, float)) and not isinstance(spec.max_depth, bool)
+                  and bool(np.isfinite(float(spec.max_depth))))
+    except (TypeError, ValueError, OverflowError):
+        finite = False
+    if not finite:
+        raise bad("max_depth", "a finite number of metres", spec.max_depth)
+    spec.max_depth = float(spec.max_depth)
+    if not isinstance(spec.dynamic_batch, bool):
+        raise bad("dynamic_batch", "true or false", spec.dynamic_batch)
+    for group in ("inputs", "outputs"):
+        tensors = getattr(spec, group)
+        if not isinstance(tensors, dict):
+            raise bad(group, "an object {tensor name: {shape, dtype}}", tensors)
+        for tname, t in tensors.items():
+            where = f"{group}.{tname}"
+            if not isinstance(t, dict) or not isinstance(t.get("dtype"), str) or not isinstance(t.get("shape"), list):
+                raise bad(where, 'an object {"shape": [...], "dtype": "..."}', t)
+            if not all(isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+                       for d in t["shape"]):
+                raise bad(f"{where}.shape", "positive integers or names of dynamic dimensions", t["shape"])
+    for name in ("onnx_sha256", "checkpoint_sha256"):
+        v = getattr(spec, name)
+        if v is not None and not isinstance(v, str):
+            raise bad(name, "a hex string or null", v)
 
 
 def check_io_matches(spec: ModelSpec, actual_inputs: dict, actual_outputs: dict, model_path) -> None:

@@ -10,8 +10,9 @@ fallback (the built-in segmenter for a bad label image). Any other exception fai
 the smallest input hypothesis finds. A frame that is processed must carry the right pixels and a
 depth that is NaN or in (0, max_depth].
 
-Default: a few hundred examples per type (fast suite). ``--slow`` (``test_*_10k``): 10,000 per
-message type. ``python test/test_fuzz_messages.py atheris [-atheris_runs=N]`` runs the same
+Default: 150 examples per property (fast suite). ``--slow`` (``test_*_10k``): 10,000 per
+message type. Examples are derandomized (the same ones every run); ``EDEPTH_FUZZ_RANDOM=1`` draws
+new ones. ``python test/test_fuzz_messages.py atheris [-atheris_runs=N]`` runs the same
 reader checks under atheris (coverage-guided) where atheris is installed.
 """
 
@@ -54,7 +55,9 @@ OUTCOMES: dict[str, Counter] = {}  # per message type: how inputs ended (printed
 
 
 def _settings(n: int):
-    return settings(max_examples=n, deadline=None, database=None, derandomize=True,
+    # derandomized: the same examples every run (reproducible CI); EDEPTH_FUZZ_RANDOM=1 explores new ones
+    return settings(max_examples=n, deadline=None, database=None,
+                    derandomize=os.environ.get("EDEPTH_FUZZ_RANDOM", "") != "1",
                     suppress_health_check=list(HealthCheck))
 
 
@@ -76,18 +79,20 @@ def _bytes(seed: int, n: int, fill: str = "random") -> bytes:
 @st.composite
 def image_fields(draw, encodings=ENCODINGS):
     """Fields of an Image: size (sometimes absurd), encoding, step, data (exact, truncated, longer)."""
-    enc = draw(st.sampled_from(encodings))
+    # weighted so that about half the messages are valid (and go through the whole pipeline)
+    enc = draw(st.one_of(st.sampled_from([e for e in encodings if e in COLOUR]), st.sampled_from(encodings)))
     dtype, ch = convert.ENCODINGS.get(enc, (np.uint8, 1))
     item = np.dtype(dtype).itemsize
-    side = st.one_of(st.integers(0, MAX_SIDE), st.sampled_from([1, 2**16, 2**31 - 1, 2**32 - 1]))
+    side = st.one_of(st.integers(1, MAX_SIDE), st.integers(1, MAX_SIDE), st.integers(0, MAX_SIDE),
+                     st.sampled_from([1, 2**16, 2**31 - 1, 2**32 - 1]))
     h, w = draw(side), draw(side)
     row = w * ch * item
-    step = draw(st.one_of(st.just(row), st.just(row + draw(st.integers(1, 9))), st.integers(0, min(row + 16, 2**32 - 1)),
-                          st.just(min(2**32 - 1, row * 2 + 1))))
+    step = draw(st.one_of(st.just(row), st.just(row), st.just(row + draw(st.integers(1, 9))),
+                          st.integers(0, min(row + 16, 2**32 - 1)), st.just(min(2**32 - 1, row * 2 + 1))))
     step = min(step, 2**32 - 1)
     need = step * (h - 1) + row if h > 0 else 0
-    length = draw(st.one_of(st.just(need), st.integers(0, 64), st.just(max(0, need - draw(st.integers(1, 8)))),
-                            st.just(need + draw(st.integers(1, 8)))))
+    length = draw(st.one_of(st.just(need), st.just(need), st.just(need), st.integers(0, 64),
+                            st.just(max(0, need - draw(st.integers(1, 8)))), st.just(need + draw(st.integers(1, 8)))))
     length = min(length, 1 << 16)
     fill = draw(st.sampled_from(["random", "nan", "zero"]))
     return dict(encoding=enc, height=h, width=w, step=step, is_bigendian=draw(st.booleans()),
@@ -208,6 +213,21 @@ def test_compressed_reader_decodes_or_refuses(f):
     check_compressed_reader(f)
 
 
+def test_a_compressed_decompression_bomb_is_refused_before_decoding():
+    """A 420 KB PNG declaring 12000 x 12000 pixels (432 MB, 2 s to decode here) is refused from its header."""
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    side = 12000
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(bytes((side * 3 + 1) * side), 9)) + chunk(b"IEND", b""))
+    assert len(png) < 500_000
+    with pytest.raises(ConversionError, match="declares 12000x12000 pixels"):
+        convert.compressed_to_rgb(SimpleNamespace(format="png", data=np.frombuffer(png, np.uint8)))
+
+
 # ------------------------------------------------------------------------------ camera info
 FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
                    st.sampled_from([0.0, 1.0, -1.0, 1e-300, 1e300]))
@@ -310,7 +330,7 @@ def cloud_fields(draw):
         for x in range(w):
             for i in range(len(names)):
                 o = y * row_step + x * point_step + 4 * i
-                buf[o:o + 4] = vals[y, x, i].astype(dt).tobytes()
+                buf[o:o + 4] = np.asarray(vals[y, x, i]).astype(dt).tobytes()
     broken = draw(st.sampled_from(["none", "none", "datatype", "offset", "count", "point_step", "row_step",
                                    "truncate", "size"]))
     if broken == "datatype" and fields:
@@ -348,7 +368,7 @@ def check_cloud_reader(f: dict) -> str:
     n = f["height"] * f["width"]
     assert out.dtype == np.float32 and out.shape == (n, len(f["fields"]))
     if f["broken"] == "none":
-        np.testing.assert_array_equal(out, f["values"].reshape(n, -1))
+        np.testing.assert_array_equal(out, f["values"].reshape(n, len(f["fields"])))
     return "decoded"
 
 
@@ -478,7 +498,7 @@ def node_image(fp: FramePath, f: dict, info_choice: str) -> str:
     if outcome == "processed":
         assert want is not None, "the node processed an image that cannot be decoded"
         np.testing.assert_array_equal(fp.frames[0][0].rgb, want)  # the right pixels went into the pipeline
-    elif want is not None and info is not None and ok_size:
+    elif want is not None and info_choice == "matching" and ok_size:
         raise AssertionError(f"a valid image with a matching camera_info was skipped: {outcome}")
     return outcome
 
@@ -721,6 +741,105 @@ def test_a_valid_sidecar_round_trips(tmp_path):
     assert read_sidecar(tmp_path / "m.onnx") == spec
 
 
+# ------------------------------------------------------------------------------ bag files
+BAG_MESSAGES = 4
+BAG_DESERIALIZE_LEAKS: Counter = Counter()
+
+
+def _bag_defects() -> None:
+    """bags/io.py ``BagReader.deserialize`` lets rosbags' SerdeError (and others) escape for a
+    corrupt message instead of a BagError naming the bag and topic (engineer F's module, in
+    progress). Reported as an expected failure until fixed; every other stage is checked strictly."""
+    if BAG_DESERIALIZE_LEAKS:
+        pytest.xfail(f"BagReader.deserialize raised {dict(BAG_DESERIALIZE_LEAKS)} instead of BagError "
+                     "for corrupt messages (bags/io.py)")
+
+
+@pytest.fixture(scope="module")
+def clean_bag(tmp_path_factory):
+    """A small MCAP bag (images, camera_info, point clouds) written with the package's BagWriter."""
+    bio = pytest.importorskip("edepth_ros.bags.io")
+    folder = tmp_path_factory.mktemp("bag") / "clean"
+    camera = CameraModel.from_intrinsics(10.0, 10.0, 5.5, 3.5, 12, 8)
+    rng = np.random.default_rng(0)
+    with bio.BagWriter(folder) as w:
+        for i in range(BAG_MESSAGES):
+            t = (i + 1) * 100_000_000
+            w.write("/cam/image", t, bio.image_msg(rng.integers(0, 256, (8, 12, 3), dtype=np.uint8), t, "cam"))
+            w.write("/cam/camera_info", t, bio.camera_info_msg(camera, t, "cam"))
+            w.write("/cam/points", t, bio.pointcloud_msg(rng.normal(0, 5, (20, 3)), t, "cam"))
+    mcap = next(folder.glob("*.mcap"))
+    return folder, mcap.name, mcap.read_bytes()
+
+
+@st.composite
+def bag_corruptions(draw, size: int):
+    """(kind, offset, length, seed) applied to the MCAP bytes: cut short, bit flips, random or zeroed spans."""
+    kind = draw(st.sampled_from(["truncate", "flip", "random_span", "zero_span"]))
+    return kind, draw(st.integers(0, size - 1)), draw(st.integers(1, 256)), draw(st.integers(0, 2**32))
+
+
+def check_bag(tmp: Path, clean, corruption) -> str:
+    import shutil
+
+    from edepth_ros.bags.io import BagError, BagReader
+
+    folder, name, data = clean
+    kind, offset, length, seed = corruption
+    b = bytearray(data)
+    if kind == "truncate":
+        b = b[:offset]
+    elif kind == "flip":
+        for k in np.random.default_rng(seed).integers(0, len(b), min(length, 8)):
+            b[k] ^= 0xFF
+    elif kind == "random_span":
+        b[offset:offset + length] = _bytes(seed, len(b[offset:offset + length]))
+    else:
+        b[offset:offset + length] = bytes(len(b[offset:offset + length]))
+    bag = tmp / f"bag_{seed}_{offset}"
+    if bag.exists():
+        shutil.rmtree(bag)
+    shutil.copytree(folder, bag)
+    (bag / name).write_bytes(bytes(b))
+    readers = {"sensor_msgs/msg/Image": convert.image_to_rgb, "sensor_msgs/msg/CameraInfo": convert.camera_model_from_info,
+               "sensor_msgs/msg/PointCloud2": convert.cloud_from_msg}
+    good = 0
+    try:
+        with BagReader(bag) as r:
+            for topic, msgtype, t, raw in r.messages():
+                try:
+                    msg = r.deserialize(raw, msgtype)
+                except BagError:
+                    continue
+                except Exception as exc:  # known defect, see _bag_defects(): should be a BagError
+                    BAG_DESERIALIZE_LEAKS[type(exc).__name__] += 1
+                    continue
+                try:
+                    readers[msgtype](msg)
+                    good += 1
+                except (ConversionError, CameraModelError):
+                    continue
+    except BagError as exc:
+        assert str(bag) in str(exc) or bag.name in str(exc)
+        return "refused"
+    finally:
+        shutil.rmtree(bag, ignore_errors=True)
+    return "read" if good == 3 * BAG_MESSAGES else "partly read"
+
+
+@given(st.data())
+@_settings(FAST)
+def test_corrupt_bag_files_read_what_is_whole_or_name_the_bag(tmp_path_factory, clean_bag, data):
+    check_bag(tmp_path_factory.mktemp("bags", numbered=True), clean_bag, data.draw(bag_corruptions(len(clean_bag[2]))))
+
+
+def test_corrupt_bags_known_defects(clean_bag, tmp_path):
+    """Runs after the property above: reports the deserialize defect it counted (xfail), or passes."""
+    for offset in range(0, len(clean_bag[2]), max(1, len(clean_bag[2]) // 40)):
+        check_bag(tmp_path, clean_bag, ("random_span", offset, 64, offset))
+    _bag_defects()
+
+
 # ------------------------------------------------------------------------- 10,000 per type
 def _slow(strategy, check, kind, n=SLOW):
     @given(strategy)
@@ -768,9 +887,33 @@ def test_label_images_10k(frame_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
+def test_corrupt_bags_2k(tmp_path, clean_bag):
+    _slow(bag_corruptions(len(clean_bag[2])), lambda c: check_bag(tmp_path, clean_bag, c), "corrupt MCAP bag", n=2000)
+    _bag_defects()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_calibration_and_sidecar_files_2k(tmp_path):
     _slow(calib_texts(), lambda d: check_calib(tmp_path, d), "KITTI calibration file", n=2000)
     _slow(sidecar_texts(), lambda d: check_sidecar(tmp_path, d), "model sidecar", n=2000)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_atheris_coverage_guided_readers():
+    """The readers under atheris (libFuzzer), in a subprocess since libFuzzer exits when done."""
+    pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris): hypothesis covers the same")
+    import subprocess
+
+    here = Path(__file__).resolve()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parents[1]), str(here.parent)])}
+    r = subprocess.run([sys.executable, str(here), "atheris", "-atheris_runs=20000", "-seed=1"], env=env,
+                       capture_output=True, text=True, timeout=800)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    counts = json.loads(next(line for line in r.stdout.splitlines() if line.startswith('{"atheris"')))["atheris"]
+    print(json.dumps({"atheris": counts}))
+    assert sum(counts.values()) >= 20000
 
 
 # -------------------------------------------------------------------------------- atheris

@@ -68,8 +68,9 @@ def test_at_config_resolution_and_text_changes_output(name):
     assert not torch.allclose(a, c), "the embodied depth must condition the image path"
 
 
-@pytest.mark.parametrize("ablation", [{"depth_branch": False}, {"text_vae": False},
-                                      {"depth_branch": False, "text_vae": False}])
+@pytest.mark.parametrize("ablation", [{"depth_branch": False, "embodied_residual": False}, {"text_vae": False},
+                                      {"depth_branch": False, "text_vae": False, "embodied_residual": False},
+                                      {"embodied_residual": False}])
 def test_ablations_build_and_run(ablation):
     net = build_model({"arch": "demo", **ablation}).train()
     rgb, emb, text = inputs(2, *SMALL)
@@ -170,6 +171,7 @@ def test_checkpoint_with_nan_weights_is_refused(tmp_path):
     ({"colour": 3}, "model.colour"),
     ({"pretrained_path": "/nonexistent/w.safetensors"}, "model.pretrained_path"),
     ({"pretrained": True}, "model.pretrained"),
+    ({"embodied_residual": True, "depth_branch": False}, "model.embodied_residual"),
 ])
 def test_config_errors_name_the_key(override, key):
     with pytest.raises(NetworkConfigError, match=key.replace(".", r"\.")):
@@ -194,3 +196,42 @@ def test_pretrained_weights_from_local_file(tmp_path):
     save_file(src.state_dict(), str(tmp_path / "w.safetensors"))
     net = build_model({"arch": "demo", "pretrained_path": str(tmp_path / "w.safetensors")})
     assert torch.allclose(net.rgb_encoder.body.stem.conv.weight, torch.tensor(0.123))
+
+
+def test_committed_demo_checkpoint_runs_and_is_trained(project_dir):
+    """models/demo/model.pt loads (weights_only), deploys, and beats an untrained net on a held-out scene."""
+    path = project_dir / "models" / "demo" / "model.pt"
+    if not path.is_file():
+        pytest.skip(f"{path} not trained yet (edepth train --config models/demo.yaml)")
+    assert path.stat().st_size < 20 * 2 ** 20
+    from edepth_ros.embodied import EmbodiedDepth
+    from edepth_ros.metrics import depth_metrics
+    from edepth_ros.model_io import pack_embodied
+    from edepth_ros.synthetic import SceneGenerator
+
+    net = load_checkpoint(path)
+    h, w = net.cfg.input_size
+    f = SceneGenerator(4242, width=w, height=h).frame(3, lidar=False)  # a seed never used in training
+    emb = pack_embodied(EmbodiedDepth().compute(f.camera, f.plane, f.labels))
+    rgb_t, emb_t = torch.as_tensor(f.rgb)[None], torch.as_tensor(emb)[None]
+    gt = np.where(np.isfinite(f.depth), f.depth, np.nan)
+    with torch.no_grad():
+        trained = DeployNet(net)(rgb_t, emb_t)[0][0, 0].numpy()
+        untrained = DeployNet(build_model(net.cfg).eval())(rgb_t, emb_t)[0][0, 0].numpy()
+    good, bad = depth_metrics(trained, gt, crop=None), depth_metrics(untrained, gt, crop=None)
+    assert good["abs_rel"] < 0.35 and good["abs_rel"] < 0.5 * bad["abs_rel"], (good, bad)
+
+
+def test_embodied_residual_gate_blends_with_embodied_depth():
+    net = build_model({"arch": "demo", "embodied_residual": True}).eval()
+    rgb, emb, _ = inputs(1, *SMALL)
+    valid = emb[:, 0:1] > 0
+    with torch.no_grad():
+        net.decoder.gate_head.weight.zero_()
+        net.decoder.gate_head.bias.fill_(20.0)  # gate fully open: the embodied depth passes through
+        d_open = net(rgb, emb)["depth"]
+        net.decoder.gate_head.bias.fill_(-20.0)  # gate shut: the decoder's own depth
+        d_shut = net(rgb, emb)["depth"]
+    torch.testing.assert_close(d_open[valid], emb[:, 0:1][valid], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(d_shut[valid], emb[:, 0:1][valid], rtol=1e-2)
+    torch.testing.assert_close(d_open[~valid], d_shut[~valid])  # no embodied depth: no blend

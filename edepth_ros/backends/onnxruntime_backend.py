@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..model_io import (INPUT_NAMES, OUTPUT_NAMES, ModelFileError, ModelInputError, ModelSpec,
-                        check_io_matches, read_sidecar)
+                        check_io_matches, read_sidecar, sha256_file)
 from .base import Backend, BackendError
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,12 @@ class OnnxRuntimeBackend(Backend):
         if not self.model_path.is_file():
             raise ModelFileError(f"{self.model_path}: ONNX model not found; export it with `edepth export`")
         self.spec: Optional[ModelSpec] = read_sidecar(self.model_path) if require_sidecar else None
+        if self.spec is not None and self.spec.onnx_sha256:
+            digest = sha256_file(self.model_path)
+            if digest != self.spec.onnx_sha256:  # damaged, partly copied, or a different export
+                raise ModelFileError(f"{self.model_path}: sha256 {digest[:16]}... differs from its sidecar's "
+                                     f"onnx_sha256 {self.spec.onnx_sha256[:16]}...; the file is damaged, partly "
+                                     "copied or from another export: copy the model and its .json together")
         so = session_options(threads, optimization)
         provs = provider_list(providers, engine_cache_dir, precision == "fp16")
         try:

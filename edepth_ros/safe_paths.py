@@ -1,0 +1,38 @@
+"""Keeping written files where they belong: a name that comes from data or a parameter (a topic, a
+frame id, a stem, a run name) joined under an output folder must not climb out of it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class UnsafePathError(ValueError):
+    """A path would be written outside the folder it is meant for (the message names both)."""
+
+
+def confined_path(root: str | os.PathLike, *parts: str | os.PathLike, what: str = "path") -> Path:
+    """``root / parts...`` resolved (symlinks followed), refused unless it stays inside ``root``.
+
+    ``what`` names the parameter or field the parts came from, for the error message. Absolute
+    parts, ``..`` components and symlinks pointing elsewhere are all caught by comparing resolved
+    paths, so the check holds however the name was built.
+    """
+    base = Path(root).expanduser().resolve()
+    for p in parts:
+        if "\x00" in str(p):
+            raise UnsafePathError(f"{what}: {str(p)!r} contains a NUL byte")
+    target = base.joinpath(*[str(p) for p in parts]).resolve()
+    if target != base and base not in target.parents:
+        raise UnsafePathError(f"{what}: {'/'.join(str(p) for p in parts)!r} resolves to {target}, outside "
+                              f"{base}; use a plain name without '..', '/' or links leading out")
+    return target
+
+
+def safe_name(name: str, what: str = "name") -> str:
+    """``name`` as a single path component (topic '/cam/image' -> 'cam_image'); refuses empty names."""
+    cleaned = "_".join(part for part in str(name).replace("\\", "/").split("/") if part not in ("", ".", ".."))
+    cleaned = cleaned.replace("\x00", "")
+    if not cleaned:
+        raise UnsafePathError(f"{what}: {name!r} gives an empty file name")
+    return cleaned
