@@ -245,7 +245,7 @@ def test_a_checkpoint_interrupted_by_kill_9_never_leaves_a_corrupt_file(tmp_path
     """A process saving checkpoints in a loop is killed with SIGKILL at several moments: the file
     under the final name always loads (the previous complete checkpoint), never a partial one."""
     pytest.importorskip("torch")
-    from edepth_ros.network import load_checkpoint
+    from edepth_ros.network import build_model, load_checkpoint, save_checkpoint
 
     latest = tmp_path / "latest.pt"
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1"}
@@ -263,3 +263,6 @@ def test_a_checkpoint_interrupted_by_kill_9_never_leaves_a_corrupt_file(tmp_path
     assert steps, "no checkpoint was ever completed"
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "latest.pt"]
     print({"loaded_steps_after_kill": steps, "temporary_files_left": leftovers})
+    # the killed writers' temporary files are cleared by the next save, so they never pile up
+    save_checkpoint(latest, build_model("demo"), {"step": -1})
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]

@@ -464,7 +464,11 @@ class BagReader:
             yield conn.topic, conn.msgtype, int(t), raw
 
     def deserialize(self, raw: bytes, msgtype: str):
-        return self._reader.deserialize(raw, msgtype)
+        try:
+            return self._reader.deserialize(raw, msgtype)
+        except Exception as exc:  # rosbags raises its own types (SerdeError, ...) on corrupt bytes
+            raise BagError(f"bag {self.path}: a {msgtype} message does not deserialize "
+                           f"({type(exc).__name__}: {exc}); the bag is corrupt there") from exc
 
 
 def _mcap_file(path: Path) -> Path | None:

@@ -30,6 +30,9 @@ def save_checkpoint(path: str | os.PathLike, net, extra: dict[str, Any] | None =
     state = {k: v.detach().cpu() for k, v in _unwrap(net).state_dict().items()}
     payload = {"format": FORMAT, "config": _unwrap(net).cfg.to_dict(), "model": state}
     payload.update(extra or {})
+    # a writer killed with -9 leaves its temporary file behind: clear those first, or they pile up
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -44,7 +44,19 @@ class Decoder(nn.Module):
         x = self.up_half(x)
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         x = self.full(torch.cat([x, full_res], dim=1))
-        logit = self.depth_head(x).float().clamp(-20.0, 20.0)
-        log_depth = self.log_min + (self.log_max - self.log_min) * torch.sigmoid(logit)
-        gate = None if self.gate_head is None else self.gate_head(x).float().clamp(-20.0, 20.0)
-        return log_depth, self.conf_head(x).float().clamp(-20.0, 20.0), gate
+        out = self._heads(x).float().clamp(-20.0, 20.0)
+        log_depth = self.log_min + (self.log_max - self.log_min) * torch.sigmoid(out[:, 0:1])
+        gate = None if self.gate_head is None else out[:, 2:3]
+        return log_depth, out[:, 1:2], gate
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """Depth, confidence (and gate) logits from one convolution.
+
+        The heads stay separate modules (checkpoints keep their keys), but run as one conv with their
+        weights stacked: at full resolution a CPU runtime pads each 1-channel output to a whole
+        channel block, so three 1-channel convs cost nearly three times one 3-channel conv.
+        """
+        heads = [self.depth_head, self.conf_head] + ([self.gate_head] if self.gate_head is not None else [])
+        weight = torch.cat([h.weight for h in heads], dim=0)
+        bias = torch.cat([h.bias for h in heads], dim=0)
+        return F.conv2d(x, weight, bias, padding=1)
