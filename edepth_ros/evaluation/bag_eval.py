@@ -15,6 +15,7 @@ import bisect
 import logging
 import time
 from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -146,10 +147,36 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
         bar = tqdm(total=total, desc="bag eval", unit="frame", disable=not progress)
         plane_source = Counter()
 
+        # Scoring a frame against dense ground truth costs about as much as the pipeline: it runs on
+        # one worker thread (NumPy releases the GIL) while the next frame goes through the pipeline.
+        # One worker keeps the rows in order; at most two frames wait, so memory stays bounded.
+        scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bag-eval-score")
+        scoring: deque = deque()
+        submitted = [0]
+
+        def score(rgb, out, gt, stamp, best, proc_ms) -> None:
+            gt_mask = M.gt_valid_mask(gt, min_depth, max_depth, crop)
+            score = M.score_frame(out.depth, gt, min_depth, max_depth, crop, gt_mask=gt_mask)
+            m = score.metrics
+            em = M.score_frame(out.embodied.depth, gt, min_depth, max_depth, crop, bins=None, gt_mask=gt_mask).metrics
+            M.merge_bins(res.bins, score.bins)
+            pvt.add(score.pred, score.gt)
+            row = {"stamp": f"{stamp / 1e9:.6f}", "gt_dt_ms": (best[1] - stamp) / 1e6, "pixels": score.pixels,
+                   "coverage": score.coverage, **m,
+                   **{f"embodied_{k}": em[k] for k in ("abs_rel", "rmse", "d1")},
+                   "process_ms": proc_ms, **{k: float(v) for k, v in out.timings.items()}}
+            now = time.perf_counter()
+            row["frame_wall_ms"] = (now - last_done[0]) * 1000.0
+            last_done[0] = now
+            res.per_frame.append(row)
+            if plots and np.isfinite(m["abs_rel"]):
+                _keep_example(examples, (m["abs_rel"], len(res.per_frame) - 1, rgb, out, gt),
+                              [r["abs_rel"] for r in res.per_frame])
+
         def resolve(item) -> None:
             nonlocal process_ms_total
             log_t, stamp, img = item
-            if max_frames is not None and len(res.per_frame) >= max_frames:
+            if max_frames is not None and submitted[0] >= max_frames:
                 return
             bar.update(1)
             best = min(gts, key=lambda g: abs(g[1] - stamp), default=None)
@@ -204,26 +231,13 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
                                          stamp=stamp * 1e-9, frame_id=cam_frame))
             proc_ms = (time.perf_counter() - t0) * 1000.0
             process_ms_total += proc_ms
-            gt_mask = M.gt_valid_mask(gt, min_depth, max_depth, crop)
-            score = M.score_frame(out.depth, gt, min_depth, max_depth, crop, gt_mask=gt_mask)
-            m = score.metrics
-            em = M.score_frame(out.embodied.depth, gt, min_depth, max_depth, crop, bins=None, gt_mask=gt_mask).metrics
-            M.merge_bins(res.bins, score.bins)
-            pvt.add(score.pred, score.gt)
-            row = {"stamp": f"{stamp / 1e9:.6f}", "gt_dt_ms": (best[1] - stamp) / 1e6, "pixels": score.pixels,
-                   "coverage": score.coverage, **m,
-                   **{f"embodied_{k}": em[k] for k in ("abs_rel", "rmse", "d1")},
-                   "process_ms": proc_ms, **{k: float(v) for k, v in out.timings.items()}}
-            now = time.perf_counter()
-            row["frame_wall_ms"] = (now - last_done[0]) * 1000.0
-            last_done[0] = now
-            res.per_frame.append(row)
-            if plots and np.isfinite(m["abs_rel"]):
-                _keep_example(examples, (m["abs_rel"], len(res.per_frame) - 1, rgb, out, gt),
-                              [r["abs_rel"] for r in res.per_frame])
+            submitted[0] += 1
+            while len(scoring) >= 2:
+                scoring.popleft().result()  # re-raises a scoring error here
+            scoring.append(scorer.submit(score, rgb, out, gt, stamp, best, proc_ms))
 
         for topic, msgtype, t, raw in reader.messages([image_topic, gt_topic] + ([labels_topic] if labels_topic else [])):
-            if max_frames is not None and len(res.per_frame) >= max_frames:
+            if max_frames is not None and submitted[0] >= max_frames:
                 break
             msg = reader.deserialize(raw, msgtype)
             stamp = bio.header_ns(msg.header)
@@ -240,6 +254,9 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
                 gts.popleft()
         while pending:
             resolve(pending.popleft())
+        while scoring:
+            scoring.popleft().result()
+        scorer.shutdown()
         bar.close()
         res.truncated = reader.truncated
         wall_ms = (time.perf_counter() - wall_start) * 1000.0
