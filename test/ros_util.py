@@ -218,3 +218,80 @@ def reliable_qos(depth: int = 5, transient_local: bool = False):
 
     return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if transient_local else DurabilityPolicy.VOLATILE)
+
+
+class NodeRig:
+    """edepth_node in its own process plus this process's publishers and output collectors.
+
+    ``params`` is the node's whole parameter set (each test file merges its own defaults in).
+    """
+
+    def __init__(self, tmp_path: Path, domain: int, params: dict, image_qos=None, compressed: bool = False,
+                 outputs_qos=None, frame_id: str = "camera_optical_frame"):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+        self.frame_id, self.params = frame_id, params
+        self.node = NodeProcess(tmp_path, domain, params)
+        self.graph = g = Graph(domain)
+        image_type, image_topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
+        self.pub_image = g.publisher(image_type, image_topic, image_qos or sensor_qos())
+        self.pub_info = g.publisher(CameraInfo, "camera_info", sensor_qos())
+        self.pub_labels = g.publisher(Image, "semantic", sensor_qos())
+        out = outputs_qos or reliable_qos()
+        self.depth = g.collect(Image, "depth", out)
+        self.info = g.collect(CameraInfo, "depth/camera_info", out)
+        self.embodied = g.collect(Image, "depth/embodied", out)
+        self.confidence = g.collect(Image, "depth/confidence", out)
+        self.colored = g.collect(Image, "depth/colored", out)
+        self.points = g.collect(PointCloud2, "points", out)
+        self.diag = g.collect(DiagnosticArray, "/diagnostics", reliable_qos(10))
+
+    def ready(self, timeout: float = 40.0) -> None:
+        assert self.graph.wait_publishers("/cam/depth", timeout=timeout), "edepth_node did not come up:\n" + self.node.log()
+        assert self.graph.wait_matched(self.pub_image, timeout=timeout), self.node.log()
+        time.sleep(0.5)  # let the node see our subscriptions too (lazy outputs)
+
+    def send_info(self, camera, stamp_ns: int = 0, frame_id: Optional[str] = None, repeat: int = 3) -> None:
+        for _ in range(repeat):
+            self.pub_info.publish(info_msg(camera, stamp_ns, frame_id or self.frame_id))
+            time.sleep(0.05)
+
+    def send_image(self, rgb: np.ndarray, stamp_ns: int, frame_id: Optional[str] = None, encoding: str = "rgb8") -> None:
+        self.pub_image.publish(image_msg(rgb, stamp_ns, frame_id or self.frame_id, encoding))
+
+    def serve(self, rgb: np.ndarray, stamp_ns: int, timeout: float = 20.0):
+        """Send one image (again, if best-effort lost it) and wait for its depth."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.send_image(rgb, stamp_ns)
+            got = self.depth.with_stamp(stamp_ns, 3.0)
+            if got is not None:
+                return got
+        return None
+
+    def diagnostics(self, timeout: float = 5.0) -> dict:
+        """The key/values of the next /diagnostics message (any, when none has arrived yet)."""
+        n = len(self.diag.msgs)
+        msg = self.diag.wait_for(lambda m: self.diag.msgs.index(m) >= n, timeout)
+        assert msg is not None, "no /diagnostics:\n" + self.node.log()
+        return {kv.key: kv.value for kv in msg.status[0].values}
+
+    def close(self) -> int:
+        self.graph.close()
+        return self.node.stop()
+
+
+def rig_fixture(tmp_path: Path, base_params: dict):
+    """Generator for a pytest fixture: yields make(domain, params, **kw) -> NodeRig, then stops every
+    node and checks it exited cleanly."""
+    made = []
+
+    def make(domain: int, params: dict, **kwargs) -> NodeRig:
+        made.append(NodeRig(tmp_path, domain, {**base_params, **params}, **kwargs))
+        return made[-1]
+
+    yield make
+    for rig in made:
+        code = rig.close()
+        assert code == 0, f"edepth_node exited with {code}:\n{rig.node.log()}"

@@ -21,14 +21,12 @@ import time
 import numpy as np
 import pytest
 
-from ros_util import Graph, NodeProcess, image_msg, info_msg, make_header, reliable_qos, ros_skip_reason, sensor_qos
+from ros_util import NodeProcess, image_msg, info_msg, make_header, reliable_qos, rig_fixture, ros_skip_reason
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 if ros_skip_reason():
     pytest.skip(ros_skip_reason(), allow_module_level=True)
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from edepth_ros.backends import create_backend  # noqa: E402
 from edepth_ros.frame import Frame  # noqa: E402
@@ -59,62 +57,9 @@ def depth_of(msg) -> np.ndarray:
     return np.array(convert.depth_image_to_numpy(msg))
 
 
-class Rig:
-    def __init__(self, tmp_path, domain, params):
-        self.tmp_path, self.domain, self.params = tmp_path, domain, {**BASE, **params}
-        self.node = NodeProcess(tmp_path, domain, self.params)
-        self.graph = g = Graph(domain)
-        self.pub_image = g.publisher(Image, "image", sensor_qos())
-        self.pub_info = g.publisher(CameraInfo, "camera_info", sensor_qos())
-        self.depth = g.collect(Image, "depth", reliable_qos())
-        self.diag = g.collect(DiagnosticArray, "/diagnostics", reliable_qos(10))
-
-    def ready(self, timeout=40.0):
-        assert self.graph.wait_publishers("/cam/depth", timeout=timeout), "edepth_node did not come up:\n" + self.node.log()
-        assert self.graph.wait_matched(self.pub_image, timeout=timeout), self.node.log()
-        time.sleep(0.5)
-
-    def send_info(self, camera, repeat=3):
-        for _ in range(repeat):
-            self.pub_info.publish(info_msg(camera, 0, FRAME))
-            time.sleep(0.05)
-
-    def send(self, rgb, stamp_ns):
-        self.pub_image.publish(image_msg(rgb, stamp_ns, FRAME))
-
-    def serve(self, rgb, stamp_ns, timeout=20.0):
-        """Send one image (again, if best-effort lost it) and wait for its depth."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.send(rgb, stamp_ns)
-            got = self.depth.with_stamp(stamp_ns, 3.0)
-            if got is not None:
-                return got
-        return None
-
-    def diagnostics(self, timeout=5.0) -> dict:
-        n = len(self.diag.msgs)
-        msg = self.diag.wait_for(lambda m: self.diag.msgs.index(m) >= n, timeout)
-        assert msg is not None, "no /diagnostics:\n" + self.node.log()
-        return {kv.key: kv.value for kv in msg.status[0].values}
-
-    def close(self):
-        self.graph.close()
-        return self.node.stop()
-
-
 @pytest.fixture
 def rigs(tmp_path):
-    made = []
-
-    def make(domain, params):
-        made.append(Rig(tmp_path, domain, params))
-        return made[-1]
-
-    yield make
-    for r in made:
-        code = r.close()
-        assert code == 0, f"edepth_node exited with {code}:\n{r.node.log()}"
+    yield from rig_fixture(tmp_path, BASE)
 
 
 # ------------------------------------------------------------------ camera_info resolution change
@@ -130,7 +75,7 @@ def test_camera_info_changing_resolution_mid_stream(rigs):
     np.testing.assert_array_equal(depth_of(got), offline(small))
 
     rig.send_info(big.camera)  # the driver switched; a stale small image still arrives
-    rig.send(small.rgb, 2 * SEC)
+    rig.send_image(small.rgb, 2 * SEC)
     assert rig.node.wait_log("camera_info is 620x188 but the image is 310x94"), rig.node.log()
     assert rig.depth.with_stamp(2 * SEC, 1.0) is None  # skipped, never published with the wrong model
     got = rig.serve(big.rgb, 3 * SEC)

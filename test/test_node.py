@@ -13,15 +13,13 @@ import time
 import numpy as np
 import pytest
 
-from ros_util import (Graph, NodeProcess, image_msg, info_msg, make_header, reliable_qos, ros_skip_reason,
-                      sensor_qos)
+from ros_util import info_msg, make_header, reliable_qos, rig_fixture, ros_skip_reason
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 if ros_skip_reason():
     pytest.skip(ros_skip_reason(), allow_module_level=True)
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 
 from edepth_ros.backends import create_backend  # noqa: E402
 from edepth_ros.frame import Frame  # noqa: E402
@@ -55,63 +53,9 @@ def depth_of(msg) -> np.ndarray:
     return np.array(convert.depth_image_to_numpy(msg))
 
 
-class Rig:
-    """The node process plus this process's publishers and collectors."""
-
-    def __init__(self, tmp_path, domain, params, image_qos=None, compressed=False, outputs_qos=None):
-        self.node = NodeProcess(tmp_path, domain, {**BASE, **params})
-        self.graph = Graph(domain)
-        g = self.graph
-        image_type, image_topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
-        self.pub_image = g.publisher(image_type, image_topic, image_qos or sensor_qos())
-        self.pub_info = g.publisher(CameraInfo, "camera_info", sensor_qos())
-        self.pub_labels = g.publisher(Image, "semantic", sensor_qos())
-        out = outputs_qos or reliable_qos()
-        self.depth = g.collect(Image, "depth", out)
-        self.info = g.collect(CameraInfo, "depth/camera_info", out)
-        self.embodied = g.collect(Image, "depth/embodied", out)
-        self.confidence = g.collect(Image, "depth/confidence", out)
-        self.colored = g.collect(Image, "depth/colored", out)
-        self.points = g.collect(PointCloud2, "points", out)
-        self.diag = g.collect(DiagnosticArray, "/diagnostics", reliable_qos(10))
-
-    def ready(self, timeout=30.0):
-        assert self.graph.wait_publishers("/cam/depth", timeout=timeout), "edepth_node did not come up:\n" + self.node.log()
-        assert self.graph.wait_matched(self.pub_image, timeout=timeout), self.node.log()
-        time.sleep(0.5)  # let the node see our subscriptions too (lazy outputs)
-
-    def send_info(self, camera, stamp_ns=0, frame_id=FRAME, repeat=3):
-        for _ in range(repeat):
-            self.pub_info.publish(info_msg(camera, stamp_ns, frame_id))
-            time.sleep(0.05)
-
-    def send_image(self, rgb, stamp_ns, frame_id=FRAME, encoding="rgb8"):
-        self.pub_image.publish(image_msg(rgb, stamp_ns, frame_id, encoding))
-
-    def diagnostics(self, timeout=5.0) -> dict:
-        n = len(self.diag.msgs)
-        msg = self.diag.wait_for(lambda m: self.diag.msgs.index(m) >= n, timeout) if n else self.diag.wait_for(
-            lambda m: True, timeout)
-        assert msg is not None, "no /diagnostics"
-        return {kv.key: kv.value for kv in msg.status[0].values}
-
-    def close(self):
-        self.graph.close()
-        return self.node.stop()
-
-
 @pytest.fixture
 def rig_factory(tmp_path):
-    rigs = []
-
-    def make(*args, **kwargs):
-        rigs.append(Rig(tmp_path, *args, **kwargs))
-        return rigs[-1]
-
-    yield make
-    for r in rigs:
-        code = r.close()
-        assert code == 0, f"edepth_node exited with {code}:\n{r.node.log()}"
+    yield from rig_fixture(tmp_path, BASE)
 
 
 def test_depth_matches_the_offline_pipeline_and_carries_the_input_header(rig_factory):
