@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -92,29 +93,46 @@ class NodeProcess:
 
 
 class Collector:
-    """Messages received on one topic, with a wait for a condition."""
+    """The most recent messages received on one topic (bounded: a soak at 30 Hz with 2 MB images
+    must not grow the test process without limit), with a wait for a condition."""
 
-    def __init__(self):
-        self.msgs: list = []
+    def __init__(self, keep: int = 64):
+        self._items: deque = deque(maxlen=keep)  # (sequence number, message)
+        self.count = 0  # messages received so far, including those no longer kept
         self._cond = threading.Condition()
 
     def __call__(self, msg) -> None:
         with self._cond:
-            self.msgs.append(msg)
+            self._items.append((self.count, msg))
+            self.count += 1
             self._cond.notify_all()
 
-    def wait_for(self, predicate: Callable, timeout: float = 10.0):
-        """The first received message for which predicate(msg) is true, or None after timeout."""
+    @property
+    def msgs(self) -> list:
+        with self._cond:
+            return [m for _, m in self._items]
+
+    def clear(self) -> None:
+        with self._cond:
+            self._items.clear()
+
+    def wait_for(self, predicate: Callable, timeout: float = 10.0, after: int = 0):
+        """The first kept message, received as number ``after`` or later, for which predicate(msg) is
+        true; None after timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                for m in self.msgs:
-                    if predicate(m):
+                for seq, m in self._items:
+                    if seq >= after and predicate(m):
                         return m
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
                 self._cond.wait(remaining)
+
+    def next(self, timeout: float = 10.0):
+        """The next message received after this call."""
+        return self.wait_for(lambda m: True, timeout, after=self.count)
 
     def with_stamp(self, stamp_ns: int, timeout: float = 10.0):
         from edepth_ros.ros.convert import stamp_to_ns
@@ -152,8 +170,8 @@ class Graph:
     def publisher(self, msg_type, topic: str, qos):
         return self.node.create_publisher(msg_type, topic, qos)
 
-    def collect(self, msg_type, topic: str, qos) -> Collector:
-        c = Collector()
+    def collect(self, msg_type, topic: str, qos, keep: int = 64) -> Collector:
+        c = Collector(keep)
         self.node.create_subscription(msg_type, topic, c, qos)
         return c
 
@@ -272,8 +290,7 @@ class NodeRig:
 
     def diagnostics(self, timeout: float = 5.0) -> dict:
         """The key/values of the next /diagnostics message (any, when none has arrived yet)."""
-        n = len(self.diag.msgs)
-        msg = self.diag.wait_for(lambda m: self.diag.msgs.index(m) >= n, timeout)
+        msg = self.diag.next(timeout)
         assert msg is not None, "no /diagnostics:\n" + self.node.log()
         return {kv.key: kv.value for kv in msg.status[0].values}
 
