@@ -346,11 +346,11 @@ def test_use_sim_time_follows_clock_for_bag_replay(rig_factory):
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_soak_memory_flat_under_a_30hz_camera(rig_factory):
-    """30 Hz camera, slower processing, EDEPTH_NODE_SOAK_SECONDS (default 120 s): the node's memory
+    """30 Hz camera, slower processing, EDEPTH_NODE_SOAK_SECONDS (default 60 s): the node's memory
     stays flat and every frame is processed or counted as dropped. The 10-minute soak with bursts,
     the 5 % memory criterion and the latency trend is test_soak.py."""
     psutil = pytest.importorskip("psutil")
-    duration = float(os.environ.get("EDEPTH_NODE_SOAK_SECONDS", "120"))
+    duration = float(os.environ.get("EDEPTH_NODE_SOAK_SECONDS", "60"))
     f = scene(1242, 375)
     rig = rig_factory(48, {"diagnostics_period": 0.5, "qos.image.reliability": "reliable", "qos.image.depth": 30},
                       image_qos=reliable_qos(30))
