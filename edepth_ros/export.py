@@ -240,7 +240,8 @@ def fp16_range_check(onnx_path, feeds: dict, limit: float = FP16_MAX) -> dict:
 
 def export_onnx(checkpoint, height: int, width: int, text: Optional[str | Sequence[str]] = None,
                 out="models/model.onnx", *, dynamic_batch: bool = False, opset: int = DEFAULT_OPSET,
-                check_fp16: bool = True, strict: bool = True, net=None, exporter: str = "torchscript") -> ExportReport:
+                check_fp16: bool = True, strict: bool = True, net=None, exporter: str = "torchscript",
+                cpu_rewrites: bool = True) -> ExportReport:
     """Write ``out`` (.onnx) and its sidecar (.json); returns the checks' report.
 
     checkpoint: an edepth training checkpoint. text: the deployment's description(s); None uses
@@ -248,6 +249,8 @@ def export_onnx(checkpoint, height: int, width: int, text: Optional[str | Sequen
     leaves no file (else it is only reported). ``net`` lets tests pass a built DepthNet instead.
     exporter: "torchscript" (torch.onnx's tracer: fast, deprecated upstream but complete) or
     "dynamo" (torch.export based, opset >= 18, ~10x slower to export; same graph contract).
+    cpu_rewrites: apply ``onnx_passes.optimize_for_cpu`` (exact rewrites that keep ONNX Runtime's CPU
+    kernels in their blocked layout; checked by the same parity test). False leaves the exporter's graph.
     """
     import time
 
@@ -303,6 +306,7 @@ def export_onnx(checkpoint, height: int, width: int, text: Optional[str | Sequen
                 kwargs.update(dynamo=False, do_constant_folding=True)
             torch.onnx.export(_CastFirst(deploy).eval(), (trace_rgb, trace_emb), str(tmp), **kwargs)
         simplified = simplify_graph(tmp)
+        rewrites = cpu_rewrite(tmp) if cpu_rewrites else None
         try:
             onnx.checker.check_model(str(tmp), full_check=True)
         except Exception as exc:
@@ -332,7 +336,8 @@ def export_onnx(checkpoint, height: int, width: int, text: Optional[str | Sequen
             onnx_sha256=onnx_sha, opset=opset,
             parity={**parity, "fp16": {k: v for k, v in fp16.items() if k != "ops"},
                     "ops": fp16.get("ops"), "training": _jsonable(meta),
-                    "exporter": exporter, "simplified": simplified, "versions": {"torch": torch.__version__, "onnx": onnx.__version__}})
+                    "exporter": exporter, "simplified": simplified, "cpu_rewrites": rewrites,
+                    "versions": {"torch": torch.__version__, "onnx": onnx.__version__}})
         # the sidecar first: a model file never appears without the sidecar that describes it
         write_sidecar(out, spec)
     report = ExportReport(out, out.with_suffix(".json"), parity, fp16, onnx_sha, time.perf_counter() - t0)
@@ -369,6 +374,18 @@ def simplify_graph(path) -> dict:
         log.warning("graph simplification skipped: %s", exc)
         return {"nodes_before": before, "nodes_after": before, "error": str(exc)}
     return {"nodes_before": before, "nodes_after": len(optimized.graph.node)}
+
+
+def cpu_rewrite(path) -> dict:
+    """``onnx_passes.optimize_file``: exact rewrites for ONNX Runtime's blocked CPU kernels (counts per
+    rewrite). Parity is checked afterwards on the rewritten file; if a rewrite fails the graph is kept."""
+    from .onnx_passes import optimize_file
+
+    try:
+        return optimize_file(path)
+    except Exception as exc:  # optional step, like simplify_graph: report, keep the graph as it was
+        log.warning("CPU graph rewrites skipped: %s", exc)
+        return {"error": str(exc)}
 
 
 def uint8_inputs_feed_casts(path) -> dict:

@@ -165,10 +165,91 @@ def test_cli(checkpoint, tmp_path, project_dir):
 
 @pytest.mark.slow
 def test_realtime_config_parity(tmp_path):
-    """The vehicle model at 192 x 640 meets the parity target."""
+    """The vehicle model at 192 x 640 meets the parity target, and ONNX Runtime runs every conv and
+    every upsampling of it in its blocked CPU layout (the 19-channel full-resolution conv did not)."""
     torch.manual_seed(0)
-    report = export_onnx(None, 192, 640, None, tmp_path / "realtime.onnx", net=build_model("realtime"))
+    out = tmp_path / "realtime.onnx"
+    report = export_onnx(None, 192, 640, None, out, net=build_model("realtime"))
     assert report.parity["depth_max_abs"] <= 1e-3 * 80.0 and report.fp16["ok"]
+    ops = _ort_optimized_ops(out, tmp_path)
+    if not any(domain.endswith("nchwc") for domain, _ in ops):
+        pytest.skip("this CPU has no blocked (NCHWc) kernels in ONNX Runtime (not x86-64 with AVX2)")
+    assert ops.get(("", "Conv"), 0) == 0 and ops.get(("", "Resize"), 0) == 0, ops
+
+
+def _ort_optimized_ops(path, tmp_path) -> dict:
+    """(domain, op) -> count in the graph ONNX Runtime actually runs on this CPU (ORT_ENABLE_ALL)."""
+    from collections import Counter
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.optimized_model_filepath = str(tmp_path / f"{path.stem}.ort.onnx")
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return dict(Counter((n.domain, n.op_type) for n in onnx.load(so.optimized_model_filepath).graph.node))
+
+
+def test_cpu_rewrites_are_exact_and_keep_the_blocked_layout(checkpoint, exported, tmp_path):
+    """onnx_passes: the rewritten graph gives the same outputs as the exporter's, and ONNX Runtime's
+    CPU layout pass now takes its upsampling (blocked Upsample instead of the generic Resize)."""
+    out, report = exported
+    plain = tmp_path / "plain.onnx"
+    export_onnx(checkpoint, H, W, TEXT, plain, check_fp16=False, cpu_rewrites=False)
+    counts = read_sidecar(out).parity["cpu_rewrites"]
+    assert counts["split_concat_convs"] == 1  # decoder head 8 + 3 embodied channels = 11
+    assert counts["group_norm_affine_bn"] > 0 and counts["group_norm_affine_conv"] == 5
+    assert counts["resize_scales"] == 5 and read_sidecar(plain).parity["cpu_rewrites"] is None
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert "BatchNormalization" in ops and "BatchNormalization" not in {
+        n.op_type for n in onnx.load(str(plain)).graph.node}
+    a = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"])
+    for seed in (3, 4):
+        rgb, emb = example_inputs(H, W, seed=seed)
+        (da, ca), (db, cb) = (s.run(None, {"rgb": rgb, "embodied": emb}) for s in (a, b))
+        assert np.abs(da - db).max() <= 1e-5 * 80.0 and np.abs(ca - cb).max() < 1e-5
+    optimized = _ort_optimized_ops(out, tmp_path)
+    if any(domain.endswith("nchwc") for domain, _ in optimized):
+        assert optimized.get(("com.microsoft.nchwc", "Upsample"), 0) == 5
+        assert optimized.get(("", "Resize"), 0) == 0 and optimized.get(("", "Conv"), 0) == 0
+        assert _ort_optimized_ops(plain, tmp_path).get(("", "Resize"), 0) == 5
+
+
+def test_cpu_rewrite_rules(tmp_path):
+    """The rewrites fire only where they are exact and useful: a concatenation used once whose channel
+    count ONNX Runtime cannot block; whole-number resize ratios; GroupNorm's exported affine."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edepth_ros.onnx_passes import optimize_for_cpu
+
+    rng = np.random.default_rng(0)
+
+    def model(cin_a, cin_b, extra_use=False):
+        w = numpy_helper.from_array(rng.standard_normal((16, cin_a + cin_b, 3, 3)).astype(np.float32), "w")
+        nodes = [helper.make_node("Concat", ["a", "b"], ["cat"], axis=1),
+                 helper.make_node("Conv", ["cat", "w"], ["conv"], pads=[1, 1, 1, 1]),
+                 helper.make_node("Resize", ["conv", "", "", "sizes"], ["y"], mode="linear",
+                                  coordinate_transformation_mode="half_pixel")]
+        outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 16, 24])]
+        if extra_use:
+            outs.append(helper.make_tensor_value_info("cat", TensorProto.FLOAT, [1, cin_a + cin_b, 8, 12]))
+        g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, cin_a, 8, 12]),
+                                          helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, cin_b, 8, 12])],
+                              outs, [w, numpy_helper.from_array(np.array([1, 16, 16, 24], np.int64), "sizes")])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+
+    feeds = lambda ca, cb: {"a": rng.standard_normal((1, ca, 8, 12)).astype(np.float32),  # noqa: E731
+                            "b": rng.standard_normal((1, cb, 8, 12)).astype(np.float32)}
+    for (ca, cb, extra), split in {(16, 3, False): 1, (16, 4, False): 0, (16, 3, True): 0, (13, 6, False): 0}.items():
+        m = model(ca, cb, extra)
+        before = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        counts = optimize_for_cpu(m)
+        onnx.checker.check_model(m, full_check=True)
+        assert counts["split_concat_convs"] == split and counts["resize_scales"] == 1, (ca, cb, extra, counts)
+        assert counts["group_norm_affine_bn"] == counts["group_norm_affine_conv"] == 0
+        after = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        f = feeds(ca, cb)
+        assert np.allclose(before.run(["y"], f)[0], after.run(["y"], f)[0], rtol=1e-5, atol=1e-5)
+        assert not [i.name for i in m.graph.initializer if i.name == "sizes"]  # dropped once unused
 
 
 def test_text_from_synthetic_frames(checkpoint):

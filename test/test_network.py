@@ -70,7 +70,7 @@ def test_at_config_resolution_and_text_changes_output(name):
 
 @pytest.mark.parametrize("ablation", [{"depth_branch": False, "embodied_residual": False}, {"text_vae": False},
                                       {"depth_branch": False, "text_vae": False, "embodied_residual": False},
-                                      {"embodied_residual": False}])
+                                      {"embodied_residual": False}, {"norm": "batch", "act": "relu"}])
 def test_ablations_build_and_run(ablation):
     net = build_model({"arch": "demo", **ablation}).train()
     rgb, emb, text = inputs(2, *SMALL)
@@ -83,6 +83,26 @@ def test_ablations_build_and_run(ablation):
         assert net.text_vae is None and net.sampler is None
         with pytest.raises(ValueError, match="text"):
             net(rgb, emb, text, path="text")
+
+
+def test_batch_norm_running_stats_move_with_the_image_path_only():
+    """model.norm: batch (the real-time model): the text path's zero skips must not pull the
+    decoder's running statistics, which the deployed image path normalises with."""
+    torch.manual_seed(0)
+    net = build_model({"arch": "demo", "norm": "batch"}).train()
+    bns = [m for m in net.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(isinstance(m, torch.nn.GroupNorm) for m in net.decoder.modules())
+    rgb, emb, text = inputs(2, *SMALL)
+
+    def stats():
+        return torch.cat([torch.cat([m.running_mean, m.running_var]) for m in bns]).clone()
+
+    before = stats()
+    net(rgb, emb, text, path="text")["log_depth"].mean().backward()
+    assert torch.equal(stats(), before)
+    assert all(m.momentum == 0.1 for m in bns)  # restored after the text step
+    net(rgb, emb, text, path="image")["log_depth"].mean().backward()
+    assert not torch.allclose(stats(), before)
 
 
 def test_deploynet_is_the_image_path_with_baked_latent():
@@ -172,6 +192,7 @@ def test_checkpoint_with_nan_weights_is_refused(tmp_path):
     ({"pretrained_path": "/nonexistent/w.safetensors"}, "model.pretrained_path"),
     ({"pretrained": True}, "model.pretrained"),
     ({"embodied_residual": True, "depth_branch": False}, "model.embodied_residual"),
+    ({"norm": "layer"}, "model.norm"),
 ])
 def test_config_errors_name_the_key(override, key):
     with pytest.raises(NetworkConfigError, match=key.replace(".", r"\.")):

@@ -22,6 +22,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
                         help="torch.onnx exporter (default torchscript: fast; dynamo: torch.export based, opset >= 18)")
     parser.add_argument("--no-fp16-check", action="store_true", help="skip the FP16 activation range check")
+    parser.add_argument("--no-cpu-rewrites", action="store_true",
+                        help="keep the exporter's graph as it is (default: exact rewrites that let ONNX Runtime's "
+                             "CPU kernels keep its blocked layout; see edepth_ros/onnx_passes.py)")
     parser.add_argument("--no-strict", action="store_true",
                         help="write the file even if parity or the FP16 check fails (reported only)")
     parser.add_argument("--json", metavar="FILE", help="also write the check report as JSON here")
@@ -42,7 +45,7 @@ def run(args) -> int:
         report = export_onnx(args.checkpoint, args.height, args.width, text, args.out,
                              dynamic_batch=args.dynamic_batch, opset=args.opset,
                              check_fp16=not args.no_fp16_check, strict=not args.no_strict,
-                             exporter=args.exporter)
+                             exporter=args.exporter, cpu_rewrites=not args.no_cpu_rewrites)
     except (ExportError, ModelFileError, ValueError) as exc:
         print(f"edepth export: {exc}", file=sys.stderr)
         return 2

@@ -29,6 +29,9 @@ class ModelConfig:
     embodied_residual: a learned per-pixel gate blends the decoder's log depth with the embodied
     log depth where there is one (log d = log d_net + g * (log d_emb - log d_net)), so the network
     starts from the geometry and learns where to correct it (needs depth_branch).
+    norm: normalisation in the depth encoder and decoder: ``group`` (GroupNorm, per sample) or
+    ``batch`` (BatchNorm: folded into the convs at export, so free on TensorRT / ONNX Runtime).
+    act: activation there: ``gelu`` or ``relu`` (fused into the conv by TensorRT / ONNX Runtime).
     """
 
     name: str = "custom"
@@ -53,6 +56,8 @@ class ModelConfig:
     depth_branch: bool = True
     text_vae: bool = True
     embodied_residual: bool = False
+    norm: str = "group"
+    act: str = "gelu"
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -123,6 +128,10 @@ class ModelConfig:
             bad("latent_dim", "must be positive")
         if self.embodied_residual and not self.depth_branch:
             bad("embodied_residual", "needs model.depth_branch: true (the gate blends in the embodied depth)")
+        if self.norm not in ("group", "batch"):
+            bad("norm", f"'{self.norm}' is not one of 'group', 'batch'")
+        if self.act not in ("gelu", "relu"):
+            bad("act", f"'{self.act}' is not one of 'gelu', 'relu'")
         if self.sampler_layers < 1:
             bad("sampler_layers", "must be at least 1")
         return self

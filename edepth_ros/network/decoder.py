@@ -14,20 +14,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .encoders import conv_block, norm
+from .encoders import activation, conv_block, norm
 
 
 class Decoder(nn.Module):
     def __init__(self, bottleneck_in: int, skip_channels: list[int], channels: tuple, head: int,
-                 full_res_in: int, max_depth: float, gate: bool = False):
+                 full_res_in: int, max_depth: float, gate: bool = False, norm_kind: str = "group",
+                 act: str = "gelu"):
         super().__init__()
         c = [int(x) for x in channels]
-        self.bottleneck = conv_block(bottleneck_in, c[0])
+        k, a = norm_kind, act
+        self.bottleneck = conv_block(bottleneck_in, c[0], 1, k, a)
         # skip_channels: per level 2, 1, 0 (strides 16, 8, 4)
-        self.ups = nn.ModuleList([conv_block(c[i] + skip_channels[i], c[i + 1]) for i in range(3)])
-        self.up_half = conv_block(c[3], head)
+        self.ups = nn.ModuleList([conv_block(c[i] + skip_channels[i], c[i + 1], 1, k, a) for i in range(3)])
+        self.up_half = conv_block(c[3], head, 1, k, a)
         # one conv at full resolution: the costliest layer of the net on a CPU
-        self.full = nn.Sequential(nn.Conv2d(head + full_res_in, head, 3, 1, 1, bias=False), norm(head), nn.GELU())
+        self.full = nn.Sequential(nn.Conv2d(head + full_res_in, head, 3, 1, 1, bias=False), norm(head, k), activation(a))
         self.depth_head = nn.Conv2d(head, 1, 3, 1, 1)
         self.conf_head = nn.Conv2d(head, 1, 3, 1, 1)
         self.gate_head = nn.Conv2d(head, 1, 3, 1, 1) if gate else None

@@ -17,16 +17,24 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm, not BatchNorm: per-sample statistics make DDP equal to a bigger batch."""
-    groups = math.gcd(channels, 8)
-    return nn.GroupNorm(groups, channels)
+def norm(channels: int, kind: str = "group") -> nn.Module:
+    """``group``: per-sample statistics, so DDP with small per-GPU batches equals a bigger batch.
+    ``batch``: folds into the preceding conv at export (TensorRT, ONNX Runtime), the vehicle's
+    choice; multi-GPU training syncs it (SyncBatchNorm, see the trainer)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.GroupNorm(math.gcd(channels, 8), channels)
 
 
-def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+def activation(kind: str = "gelu") -> nn.Module:
+    """``relu`` fuses into the conv before it in TensorRT and ONNX Runtime; ``gelu`` does not."""
+    return nn.ReLU(inplace=True) if kind == "relu" else nn.GELU()
+
+
+def conv_block(cin: int, cout: int, stride: int = 1, norm_kind: str = "group", act: str = "gelu") -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), norm(cout), nn.GELU(),
-        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), norm(cout), nn.GELU())
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), norm(cout, norm_kind), activation(act),
+        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), norm(cout, norm_kind), activation(act))
 
 
 class RGBEncoder(nn.Module):
@@ -82,8 +90,9 @@ class DepthEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         c = [int(x) for x in cfg.depth_channels]
-        self.stem = nn.Sequential(conv_block(3, c[0] // 2 or 1, stride=2), conv_block(c[0] // 2 or 1, c[0], stride=2))
-        self.stages = nn.ModuleList([conv_block(c[i - 1], c[i], stride=2) for i in range(1, 4)])
+        k, a = cfg.norm, cfg.act
+        self.stem = nn.Sequential(conv_block(3, c[0] // 2 or 1, 2, k, a), conv_block(c[0] // 2 or 1, c[0], 2, k, a))
+        self.stages = nn.ModuleList([conv_block(c[i - 1], c[i], 2, k, a) for i in range(1, 4)])
         self.channels = c
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -47,7 +48,8 @@ class DepthNet(nn.Module):
         self.register_buffer("latent_sigma", torch.ones(max(latent, 1)))
         skip_channels = [rc[i] + dc[i] for i in (2, 1, 0)]
         self.decoder = Decoder(latent + rc[3] + dc[3], skip_channels, cfg.decoder_channels, cfg.head_channels,
-                               3 if cfg.depth_branch else 0, cfg.max_depth, gate=cfg.embodied_residual)
+                               3 if cfg.depth_branch else 0, cfg.max_depth, gate=cfg.embodied_residual,
+                               norm_kind=cfg.norm, act=cfg.act)
 
     # ------------------------------------------------------------------ pieces
     def encode_text(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +138,10 @@ class DepthNet(nn.Module):
             eps = self.sampler(feats[3], mu_b, sigma_b)
             out["kl_eps"] = kl_eps(eps.float())
             z = mu_b.detach()[:, :, None, None] + eps * sigma_b.detach()[:, :, None, None]
-        log_depth, conf_logit = self._decode(z, feats, emb)
+        # the text path feeds the decoder zero skips: its batch statistics must not move the running
+        # BatchNorm statistics that the deployed image path uses (model.norm: batch)
+        with _running_stats_frozen(self.decoder) if path == "text" else contextlib.nullcontext():
+            log_depth, conf_logit = self._decode(z, feats, emb)
         return self._finish(out, log_depth, conf_logit)
 
     def _finish(self, out: dict, log_depth: torch.Tensor, conf_logit: torch.Tensor) -> dict:
@@ -147,6 +152,21 @@ class DepthNet(nn.Module):
     def image_forward(self, rgb, embodied, mu=None, sigma=None):
         out = self.forward(rgb, embodied, path="image", mu=mu, sigma=sigma)
         return out["depth"], out["confidence"]
+
+
+@contextlib.contextmanager
+def _running_stats_frozen(module: nn.Module):
+    """BatchNorm layers still normalise with the batch's statistics but leave their running ones
+    as they are (momentum 0)."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.momentum is not None]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
 
 
 class DeployNet(nn.Module):

@@ -19,7 +19,8 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
         name="realtime", backbone="efficientnet_b0", input_size=(192, 640), max_depth=80.0,
         depth_channels=(16, 32, 64, 128), fusion_levels=(2, 3), fusion_dim=128, fusion_heads=4,
         text_dim=384, text_hidden=(256,), latent_dim=64, sampler_dim=128, sampler_layers=2,
-        sampler_heads=4, decoder_channels=(192, 96, 48, 24), head_channels=16, embodied_residual=True),
+        sampler_heads=4, decoder_channels=(192, 96, 48, 24), head_channels=16, embodied_residual=True,
+        norm="batch"),
     "paper": ModelConfig(
         name="paper", backbone="convnext_large", input_size=(352, 1216), max_depth=80.0,
         depth_channels=(32, 64, 128, 256), fusion_levels=(2, 3), fusion_dim=256, fusion_heads=8,
