@@ -19,6 +19,14 @@ export's parity check runs on the rewritten file), so TensorRT and PyTorch see t
   2.7 ms at full resolution, and no re-blocking of the full-resolution tensor).
 - ``resize_scales``: Resize with constant ``sizes`` that are whole multiples of its input ->
   constant ``scales`` (the same output size and coordinates): the blocked Upsample needs scales.
+- ``phase_split_convs``: a stride-1 convolution with very few output channels (the decoder's
+  depth/confidence/gate heads: 16 -> 3 at full resolution) -> one stride-2 convolution computing the
+  four output phases (pixel (2i + a, 2j + b) of channel c is output channel (2a + b) C + c at (i, j);
+  its (k+1) x (k+1) kernel holds the k x k kernel at offset (a, b), zeros elsewhere), then
+  DepthToSpace. The blocked kernel pads the output channels to a whole block (3 -> 16 with AVX-512:
+  81% of the heads' multiply-adds were padding); 12 phase channels fill 3/4 of a block at a quarter of
+  the pixels (5.2 ms -> 2.4 ms + 0.7 ms DepthToSpace). An activation that follows the conv (the heads'
+  Clip) is applied per element, so it moves before the DepthToSpace and stays fused into the conv.
 
 Only onnx and numpy: no torch, so it can run on an exported file anywhere.
 """
@@ -37,7 +45,8 @@ _ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Erf", "Sigmoid", "Relu", "Tanh", "G
 
 def optimize_for_cpu(model) -> dict:
     """Apply every rewrite to ``model`` (an onnx ModelProto, changed in place); returns counts."""
-    counts = {"split_concat_convs": split_concat_convs(model), "resize_scales": resize_scales(model)}
+    counts = {"split_concat_convs": split_concat_convs(model), "resize_scales": resize_scales(model),
+              "phase_split_convs": phase_split_convs(model)}
     counts.update(group_norm_affines(model))  # after resize_scales: it looks for Resizes with scales
     _drop_unused_initializers(model)
     return counts
@@ -117,6 +126,11 @@ def _attrs(node) -> dict:
     from onnx import helper
 
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _padded(channels: int, block: int = 16) -> int:
+    """Channels rounded up to ONNX Runtime's channel block (16 with AVX-512, the CPU measured here)."""
+    return -(-channels // block) * block
 
 
 def _blockable(channels: int) -> bool:
@@ -261,4 +275,70 @@ def resize_scales(model) -> int:
         del node.input[:]
         node.input.extend([x, "", G.add_const(f"{node.name}.scales", ratio.astype(np.float32))])
         done += 1
+    return done
+
+
+# Activations applied per element that ONNX Runtime fuses into the conv before them.
+_FUSABLE_ACTIVATIONS = {"Clip", "Relu", "Sigmoid", "Tanh"}
+
+
+def phase_split_convs(model) -> int:
+    """Conv(x, W: C x Cin x kh x kw, stride 1, "same" size) with few output channels, on an even-sized
+    input -> DepthToSpace(Conv(x, W4: 4C x Cin x (kh+1) x (kw+1), stride 2, same pads), blocksize 2, DCR).
+
+    Output phase (a, b) of channel c is channel (2a + b) C + c of the stride-2 conv; its kernel is W at
+    offset (a, b) in the larger kernel, zeros elsewhere, so every output is the same sum of products
+    (the zero taps add exact zeros). Done only where it cuts the blocked kernel's padded multiply-adds
+    at least in half (C <= 4 for a 3 x 3 kernel; a 1 x 1 conv never qualifies) and the conv reads at
+    least 8 channels."""
+    from onnx import helper
+
+    G = _Graph(model)
+    replacements, removed, done = {}, set(), 0
+    for conv in G.g.node:
+        if conv.op_type != "Conv" or len(conv.input) < 2:
+            continue
+        attrs = _attrs(conv)
+        weight = G.const(conv.input[1])
+        bias = G.const(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
+        if (weight is None or weight.ndim != 4 or weight.dtype != np.float32 or attrs.get("group", 1) != 1
+                or any(s != 1 for s in attrs.get("strides", [1, 1]))
+                or any(d != 1 for d in attrs.get("dilations", [1, 1]))
+                or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+                or (len(conv.input) > 2 and conv.input[2] and bias is None)):
+            continue
+        cout, cin, kh, kw = weight.shape
+        shape, out_shape = G.shape.get(conv.input[0]), G.shape.get(conv.output[0])
+        if (not shape or not out_shape or len(shape) != 4 or None in shape or None in out_shape
+                or shape[2] % 2 or shape[3] % 2 or out_shape[2:] != shape[2:] or not _blockable(cin)
+                or cin < 8):  # fewer inputs: the conv is too cheap to pay for the DepthToSpace (demo 4 -> 4: no gain)
+            continue
+        if 2 * _padded(4 * cout) * (kh + 1) * (kw + 1) > 4 * _padded(cout) * kh * kw:
+            continue
+        w4 = np.zeros((4 * cout, cin, kh + 1, kw + 1), np.float32)
+        for a in (0, 1):
+            for b in (0, 1):
+                w4[(2 * a + b) * cout:(2 * a + b + 1) * cout, :, a:a + kh, b:b + kw] = weight
+        ins = [conv.input[0], G.add_const(f"{conv.input[1]}.phases", w4)]
+        if bias is not None:
+            ins.append(G.add_const(f"{conv.input[2]}.phases", np.tile(bias.astype(np.float32), 4)))
+        y = conv.output[0]
+        phases = G.unique(f"{y}.phases")
+        nodes = [helper.make_node("Conv", ins, [phases], name=G.unique(f"{conv.name}.phases"),
+                                  kernel_shape=[kh + 1, kw + 1], strides=[2, 2],
+                                  pads=list(attrs.get("pads", [0, 0, 0, 0])))]
+        at = conv
+        act = G.consumers.get(y, [])
+        if len(act) == 1 and act[0].op_type in _FUSABLE_ACTIVATIONS and G.single_use(y):
+            at = act = act[0]
+            y, activated = act.output[0], G.unique(f"{act.output[0]}.phases")
+            nodes.append(helper.make_node(act.op_type, [phases] + list(act.input[1:]), [activated],
+                                          name=G.unique(f"{act.name}.phases"), **_attrs(act)))
+            phases = activated
+            removed.add(id(conv))  # the nodes go where the activation was: its Clip bounds exist by then
+        nodes.append(helper.make_node("DepthToSpace", [phases], [y], name=G.unique(f"{conv.name}.depth_to_space"),
+                                      blocksize=2, mode="DCR"))
+        replacements[id(at)] = nodes
+        done += 1
+    G.replace(replacements, removed)
     return done

@@ -198,6 +198,7 @@ def test_cpu_rewrites_are_exact_and_keep_the_blocked_layout(checkpoint, exported
     assert counts["split_concat_convs"] == 1  # decoder head 8 + 3 embodied channels = 11
     assert counts["group_norm_affine_bn"] > 0 and counts["group_norm_affine_conv"] == 5
     assert counts["resize_scales"] == 5 and read_sidecar(plain).parity["cpu_rewrites"] is None
+    assert counts["phase_split_convs"] == 1  # the 3-channel heads at full resolution
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert "BatchNormalization" in ops and "BatchNormalization" not in {
         n.op_type for n in onnx.load(str(plain)).graph.node}
@@ -211,7 +212,11 @@ def test_cpu_rewrites_are_exact_and_keep_the_blocked_layout(checkpoint, exported
     if any(domain.endswith("nchwc") for domain, _ in optimized):
         assert optimized.get(("com.microsoft.nchwc", "Upsample"), 0) == 5
         assert optimized.get(("", "Resize"), 0) == 0 and optimized.get(("", "Conv"), 0) == 0
-        assert _ort_optimized_ops(plain, tmp_path).get(("", "Resize"), 0) == 5
+        plain_ops = _ort_optimized_ops(plain, tmp_path)
+        assert plain_ops.get(("", "Resize"), 0) == 5
+        # the heads' Clip still fuses into their (phase) conv: no Clip left over that the plain graph fused
+        assert optimized.get(("", "DepthToSpace"), 0) == 1 and plain_ops.get(("", "DepthToSpace"), 0) == 0
+        assert optimized.get(("", "Clip"), 0) == plain_ops.get(("", "Clip"), 0)
 
 
 def test_cpu_rewrite_rules(tmp_path):
@@ -250,6 +255,53 @@ def test_cpu_rewrite_rules(tmp_path):
         f = feeds(ca, cb)
         assert np.allclose(before.run(["y"], f)[0], after.run(["y"], f)[0], rtol=1e-5, atol=1e-5)
         assert not [i.name for i in m.graph.initializer if i.name == "sizes"]  # dropped once unused
+
+
+def test_phase_split_conv_rule():
+    """phase_split_convs: a stride-1 conv with few output channels on an even-sized input becomes the
+    stride-2 conv of its four output phases + DepthToSpace, with the same outputs; its activation moves
+    before the DepthToSpace. Not for many output channels, odd sizes, strides, or a shared output."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edepth_ros.onnx_passes import optimize_for_cpu
+
+    rng = np.random.default_rng(0)
+
+    def model(cout, h, w, stride=1, clip=True, shared=False, kernel=3):
+        pad = (kernel - 1) // 2
+        oh, ow = (h + 2 * pad - kernel) // stride + 1, (w + 2 * pad - kernel) // stride + 1
+        inits = [numpy_helper.from_array(rng.standard_normal((cout, 16, kernel, kernel)).astype(np.float32), "w"),
+                 numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32), "b"),
+                 numpy_helper.from_array(np.array(-0.5, np.float32), "lo"),
+                 numpy_helper.from_array(np.array(0.5, np.float32), "hi")]
+        nodes = [helper.make_node("Conv", ["x", "w", "b"], ["conv"], pads=[pad] * 4, strides=[stride] * 2)]
+        nodes.append(helper.make_node("Clip", ["conv", "lo", "hi"], ["y"]) if clip else
+                     helper.make_node("Identity", ["conv"], ["y"]))
+        outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, oh, ow])]
+        if shared:
+            outs.append(helper.make_tensor_value_info("conv", TensorProto.FLOAT, [1, cout, oh, ow]))
+        g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, h, w])],
+                              outs, inits)
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+
+    cases = {(3, 8, 12, 1, True, False, 3): 1, (1, 8, 12, 1, False, False, 3): 1, (3, 8, 12, 1, True, True, 3): 1,
+             (16, 8, 12, 1, True, False, 3): 0, (3, 7, 12, 1, True, False, 3): 0, (3, 8, 12, 2, True, False, 3): 0,
+             (3, 8, 12, 1, True, False, 1): 0}
+    for args, fired in cases.items():
+        m = model(*args)
+        before = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        counts = optimize_for_cpu(m)
+        onnx.checker.check_model(m, full_check=True)
+        assert counts["phase_split_convs"] == fired, (args, counts)
+        ops = [n.op_type for n in m.graph.node]
+        assert ("DepthToSpace" in ops) == bool(fired), (args, ops)
+        if fired and args[4] and not args[5]:  # the Clip now runs on the phases, before the DepthToSpace
+            assert ops == ["Conv", "Clip", "DepthToSpace"], ops
+        after = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        x = {"x": rng.standard_normal((1, 16, args[1], args[2])).astype(np.float32)}
+        names = [o.name for o in m.graph.output]
+        for a, b in zip(before.run(names, x), after.run(names, x)):
+            assert a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-5), args
 
 
 def test_text_from_synthetic_frames(checkpoint):
