@@ -262,3 +262,30 @@ def test_schedule_modes():
         ["text", "image", "image", "text", "image", "image"]
     assert [PathSchedule(mode="phases", text_epochs=2).path(0, e) for e in range(4)] == ["text", "text", "image", "image"]
     assert step.path(0, 0, has_text_vae=False) == "image"
+
+
+def test_ablation_trains_each_variant_per_seed_and_reports_the_spread(tmp_path, text_cache):
+    import json
+
+    from edepth_ros.training.report import ablation
+
+    with pytest.raises(ValueError, match="no_such_variant"):  # named before any data is built
+        ablation(tiny(tmp_path / "x", text_cache), 2, tmp_path / "x", ["full", "no_such_variant"])
+    out = tmp_path / "abl"
+    res = ablation(tiny(tmp_path / "unused", text_cache), 2, out, ["full", "no_text_vae"], seeds=[0, 1])
+    saved = json.loads((out / "ablation.json").read_text())
+    assert (out / "ablation.png").stat().st_size > 0
+    assert saved["seeds"] == [0, 1] and set(saved["metrics"]) == {"embodied_only", "full", "no_text_vae"}
+    for name in ("full", "no_text_vae"):
+        runs = saved["runs"][name]
+        assert [r["seed"] for r in runs] == [0, 1]
+        assert all((out / name / f"seed{r['seed']}" / "model.pt").is_file() for r in runs)
+        # another seed is another run (weights, batch order), not a copy of the first
+        assert runs[0]["metrics"]["abs_rel"] != runs[1]["metrics"]["abs_rel"]
+        vals = [r["metrics"]["abs_rel"] for r in runs]
+        assert saved["metrics"][name]["abs_rel"] == pytest.approx(np.mean(vals))
+        assert saved["metrics_std_over_seeds"][name]["abs_rel"] == pytest.approx(np.std(vals))
+    # only a model with a text VAE can be scored with each frame's own description latent
+    assert set(saved["metrics_per_image_text"]) == {"full"}
+    assert "metrics_per_image_text" in saved["runs"]["full"][0]
+    assert res["metrics"] == saved["metrics"]

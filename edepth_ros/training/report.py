@@ -1,7 +1,7 @@
 """Measurements for docs/network_and_training.md, each printing JSON (and a PNG where useful):
 
     python -m edepth_ros.training.report costs                  # params + GFLOPs of every config
-    python -m edepth_ros.training.report ablation --steps 120   # held-out synthetic ablation
+    python -m edepth_ros.training.report ablation --steps 360 --seeds 0 1 2   # held-out synthetic ablation
     python -m edepth_ros.training.report kitti --checkpoint models/demo/model.pt
     python -m edepth_ros.training.report curves --run models/demo --png docs/img/demo_training.png
 
@@ -9,7 +9,8 @@
 (DeployNet) of each registered config at its own resolution, beside Depth Anything V2-S's ViT-S/14
 encoder at 308 x 308 (built with timm, random weights; its DPT head is not counted).
 ``ablation``: full model vs (a) embodied depth alone, (b) no depth branch, (c) no text VAE, with
-equal training budgets, on held-out scene seeds.
+equal training budgets, on held-out scene seeds; ``--seeds 0 1 2`` trains each variant once per seed
+and reports the mean and the spread.
 ``kitti``: a checkpoint on the real KITTI frames with annotated depth (Garg crop, 1e-3..80 m),
 embodied depth from the nominal mounting (1.65 m, level) and the 2011_09_26 calibration.
 """
@@ -74,51 +75,88 @@ VARIANTS = {  # relative to the config's model section
 }
 
 
-def ablation(config: str, steps: int, out_dir: Path, variants=None) -> dict:
+def ablation(config, steps: int, out_dir: Path, variants=None, seeds=(0,)) -> dict:
+    """Train every variant once per training seed on the same data; held-out metrics, mean and spread.
+
+    A seed changes the initial weights, the batch order and the text-step draws (the data and its
+    augmentation stay the same for every run). One run per variant cannot separate variants closer
+    than the run-to-run spread, so ``seeds`` should be several. Variants with a text VAE are also
+    scored with each frame's own description latent (the paper's inference) beside the running
+    latent the exported graph bakes in (the headline figures).
+    """
     from .config import TrainConfig
     from .trainer import embodied_baseline, evaluate, make_datasets, train
+    from ..network import load_checkpoint
 
-    base = TrainConfig.load(config)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("ablation --seeds: give at least one training seed")
+    base = copy.deepcopy(config) if isinstance(config, TrainConfig) else TrainConfig.load(config)
     base.train["max_steps"] = steps
     base.train["val_every"] = 10 ** 6  # validate once, at the end
+    for name in variants or VARIANTS:
+        if name not in VARIANTS:
+            raise ValueError(f"ablation --variants: unknown variant '{name}'; known: {sorted(VARIANTS)}")
     train_set, val_set = make_datasets(base, progress=True)
     results = {"embodied_only": embodied_baseline(val_set)}
-    timings = {}
+    spread, runs, per_image_text, timings = {}, {}, {}, {}
     for name in variants or VARIANTS:
-        cfg = copy.deepcopy(base)
-        for k, v in VARIANTS[name].items():
-            setattr(cfg.model, k, v)
-        cfg.output = out_dir / name
-        cfg.publish = None
-        t0 = time.time()
-        train(cfg, progress=True, datasets=(train_set, val_set))
-        timings[name] = round(time.time() - t0, 1)
-        from ..network import load_checkpoint
-
-        net = load_checkpoint(cfg.output / "model.pt")
-        results[name] = evaluate(net, val_set, batch_size=8)
-    summary = dict(config=str(config), steps=steps, batch_size=base.train["batch_size"],
+        runs[name] = []
+        for seed in seeds:
+            cfg = copy.deepcopy(base)
+            for k, v in VARIANTS[name].items():
+                setattr(cfg.model, k, v)
+            cfg.train["seed"] = seed
+            cfg.output = out_dir / name / f"seed{seed}"
+            cfg.publish = None
+            t0 = time.time()
+            train(cfg, progress=True, datasets=(train_set, val_set))
+            run = dict(seed=seed, seconds=round(time.time() - t0, 1))
+            net = load_checkpoint(cfg.output / "model.pt")
+            run["metrics"] = evaluate(net, val_set, batch_size=8)
+            if net.text_vae is not None:
+                run["metrics_per_image_text"] = evaluate(net, val_set, batch_size=8, use_text=True)
+            runs[name].append(run)
+        timings[name] = [r["seconds"] for r in runs[name]]
+        results[name], spread[name] = _mean_std([r["metrics"] for r in runs[name]])
+        if "metrics_per_image_text" in runs[name][0]:
+            per_image_text[name] = _mean_std([r["metrics_per_image_text"] for r in runs[name]])[0]
+    source = base.source if isinstance(config, TrainConfig) else config
+    summary = dict(config=str(source), steps=steps, batch_size=base.train["batch_size"], seeds=seeds,
                    train_frames=len(train_set), heldout_frames=len(val_set),
-                   heldout_seeds=base.data["val_seeds"], seconds=timings, metrics=results)
+                   heldout_seeds=base.data["val_seeds"], seconds=timings, metrics=results,
+                   metrics_std_over_seeds=spread, metrics_per_image_text=per_image_text, runs=runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "ablation.json").write_text(json.dumps(summary, indent=1))
-    _plot_ablation(results, out_dir / "ablation.png")
+    _plot_ablation(results, out_dir / "ablation.png", spread, len(seeds))
     return summary
 
 
-def _plot_ablation(results: dict, path: Path) -> None:
+def _mean_std(metric_dicts: list) -> tuple[dict, dict]:
+    """Per metric: mean and (population) standard deviation over runs."""
+    keys = metric_dicts[0].keys()
+    return ({k: float(np.mean([m[k] for m in metric_dicts])) for k in keys},
+            {k: float(np.std([m[k] for m in metric_dicts])) for k in keys})
+
+
+def _plot_ablation(results: dict, path: Path, spread: dict | None = None, n_seeds: int = 1) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    spread = spread or {}
     names = list(results)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for ax, key, label in ((axes[0], "abs_rel", "AbsRel (lower is better)"), (axes[1], "d1", "delta < 1.25 (higher)")):
-        ax.bar(range(len(names)), [results[n][key] for n in names], color=["#888", "#2a7", "#c84", "#48c", "#a5c"][: len(names)])
+        err = [spread[n][key] if n in spread else 0.0 for n in names]
+        ax.bar(range(len(names)), [results[n][key] for n in names], yerr=err, capsize=3,
+               color=["#888", "#2a7", "#c84", "#48c", "#a5c", "#cc4"][: len(names)])
         ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=8)
         ax.set_title(label, fontsize=9)
-    fig.suptitle("held-out synthetic scenes", fontsize=10)
+    axes[1].set_ylim(min(results[n]["d1"] for n in names) - 0.05, 1.0)
+    runs = f"mean +- std over {n_seeds} training seeds" if n_seeds > 1 else "one training run per variant"
+    fig.suptitle(f"held-out synthetic scenes ({runs})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -235,6 +273,7 @@ def main(argv=None) -> int:
     a.add_argument("--steps", type=int, default=120)
     a.add_argument("--out", default="runs/ablation")
     a.add_argument("--variants", nargs="*")
+    a.add_argument("--seeds", nargs="*", type=int, default=[0], help="training seeds; one run per variant and seed")
     k = sub.add_parser("kitti")
     k.add_argument("--checkpoint", default="models/demo/model.pt")
     k.add_argument("--kitti", default=os.environ.get("EDEPTH_KITTI_SAMPLES", "../shared/kitti"))
@@ -250,7 +289,7 @@ def main(argv=None) -> int:
     elif args.what == "curves":
         res = plot_curves(Path(args.run), Path(args.png))
     elif args.what == "ablation":
-        res = ablation(args.config, args.steps, Path(args.out), args.variants)
+        res = ablation(args.config, args.steps, Path(args.out), args.variants, args.seeds)
     else:
         res = kitti_samples(args.checkpoint, Path(args.kitti), out_png=Path(args.png) if args.png else None)
     print(json.dumps(res, indent=1))
