@@ -331,7 +331,7 @@ def export_onnx(checkpoint, height: int, width: int, text: Optional[str | Sequen
             height, width, max_depth, dynamic_batch=dynamic_batch,
             text=" | ".join(t if isinstance(t, str) else " ".join(t) for t in texts) if texts else None,
             text_latent={"mu": np.asarray(mu).ravel().tolist(), "sigma": np.asarray(sigma).ravel().tolist()},
-            config=cfg.to_dict(), checkpoint=None if checkpoint is None else str(Path(checkpoint).resolve()),
+            config=cfg.to_dict(), checkpoint=None if checkpoint is None else _relative_to(checkpoint, out.parent),
             checkpoint_sha256=None if checkpoint is None or not Path(checkpoint).is_file() else sha256_file(checkpoint),
             onnx_sha256=onnx_sha, opset=opset,
             parity={**parity, "fp16": {k: v for k, v in fp16.items() if k != "ops"},
@@ -410,9 +410,18 @@ class _no_mha_fastpath:
         return False
 
 
+def _relative_to(path, folder) -> str:
+    """``path`` as the sidecar records it: relative to the model's folder (portable), absolute when
+    they are on different drives."""
+    try:
+        return os.path.relpath(Path(path).resolve(), Path(folder).resolve())
+    except ValueError:
+        return str(Path(path).resolve())
+
+
 def _jsonable(obj, depth: int = 0):
-    """The checkpoint's metadata, without tensors, for the sidecar."""
-    if depth > 4:
+    """The checkpoint's metadata, without tensors, for the sidecar (the training config nests 6 deep)."""
+    if depth > 12:  # a guard against self-referencing metadata, far below any real config's depth
         return None
     if isinstance(obj, dict):
         return {str(k): _jsonable(v, depth + 1) for k, v in obj.items() if not isinstance(v, torch.Tensor)}

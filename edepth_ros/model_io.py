@@ -175,6 +175,14 @@ class ModelSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def checkpoint_file(self, model_path: str | os.PathLike) -> Optional[Path]:
+        """The checkpoint this model was exported from; a relative path is relative to the model's
+        folder (what `edepth export` writes, so a committed or copied model folder stays whole)."""
+        if not self.checkpoint:
+            return None
+        ckpt = Path(self.checkpoint)
+        return ckpt if ckpt.is_absolute() else Path(model_path).parent / ckpt
+
 
 def write_sidecar(model_path: str | os.PathLike, spec: ModelSpec) -> Path:
     out = sidecar_path(model_path)

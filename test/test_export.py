@@ -69,6 +69,34 @@ def test_graph_contract_and_sidecar(exported, checkpoint):
         assert f.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def test_sidecar_keeps_the_nested_training_config():
+    from edepth_ros.export import _jsonable
+
+    meta = {"config": {"data": {"augment": {"scale": (0.67, 1.0), "flip": 0.5}}}, "state": torch.zeros(2)}
+    assert _jsonable(meta) == {"config": {"data": {"augment": {"scale": [0.67, 1.0], "flip": 0.5}}}}
+
+
+def test_model_folder_moves_whole(checkpoint, tmp_path):
+    """The sidecar names its checkpoint relative to the model's folder: a committed or copied
+    folder (models/demo/) still finds model.pt wherever the repository is cloned."""
+    import shutil
+
+    from edepth_ros.backends.torch_backend import TorchBackend
+
+    src = tmp_path / "a" / "demo"
+    src.mkdir(parents=True)
+    shutil.copy(checkpoint, src / "model.pt")
+    export_onnx(src / "model.pt", H, W, TEXT, src / "model.onnx", check_fp16=False)
+    assert read_sidecar(src / "model.onnx").checkpoint == "model.pt"
+    moved = tmp_path / "b" / "demo"
+    shutil.copytree(src, moved)
+    shutil.rmtree(src)
+    backend = TorchBackend.from_file(moved / "model.onnx")
+    rgb, emb = example_inputs(H, W)
+    depth, conf = backend.infer(rgb[0], emb[0])
+    assert depth.shape[-2:] == (H, W) and np.isfinite(depth).all()
+
+
 def test_parity_and_fp16_figures(exported):
     _, report = exported
     p = report.parity

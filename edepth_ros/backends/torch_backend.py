@@ -68,9 +68,7 @@ class TorchBackend(Backend):
             spec = read_sidecar(path)
             if not spec.checkpoint:
                 raise ModelFileError(f"{path}: its sidecar names no checkpoint; PyTorch needs the .pt file")
-            ckpt = Path(spec.checkpoint)
-            if not ckpt.is_absolute():
-                ckpt = path.parent / ckpt
+            ckpt = spec.checkpoint_file(path)
             if spec.checkpoint_sha256 and ckpt.is_file() and sha256_file(ckpt) != spec.checkpoint_sha256:
                 raise ModelFileError(f"{ckpt}: sha256 differs from the one {path} was exported from; "
                                      "re-export, or point the sidecar at the original checkpoint")

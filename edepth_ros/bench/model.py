@@ -163,7 +163,8 @@ def _run(args) -> int:
         spec = read_sidecar(args.onnx)
         args.height, args.width = spec.height, spec.width
         cfg = model_config(spec.config)
-        ckpt = spec.checkpoint if spec.checkpoint and Path(spec.checkpoint).is_file() else None
+        ckpt = spec.checkpoint_file(args.onnx)
+        ckpt = ckpt if ckpt is not None and ckpt.is_file() else None
         deploy = TorchBackend.from_file(args.onnx).module if ckpt else DeployNet(build_model(cfg).eval())
         net = deploy.net
     else:
