@@ -177,6 +177,12 @@ def test_bench_model_json(tmp_path):
         report["results"]["torch"]["median_ms"] / report["results"]["onnxruntime"]["median_ms"])
     assert report["gflops"] > 0.1 and report["parity"]["ok"]
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    # threads 0 (default): both runtimes on the physical cores, as the node runs them by default
+    from edepth_ros.backends.onnxruntime_backend import default_threads
+
+    assert report["threads"] == default_threads()
+    assert report["results"]["onnxruntime"]["backend"]["threads"] == default_threads()
+    assert bench.run(parser.parse_args(["--threads", "-1", "--no-peer-flops"])) == 2
 
 
 def test_torch_from_onnx_refuses_a_changed_checkpoint(exported, tmp_path):

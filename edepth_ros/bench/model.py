@@ -31,7 +31,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", default="realtime", help="registered model config (demo|realtime|paper) or YAML")
     parser.add_argument("--checkpoint", help="use these weights (default: random init, same cost)")
     parser.add_argument("--onnx", help="measure this exported .onnx instead of exporting one")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for both runtimes (default 1)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for both runtimes; 0 (default): the physical cores, what ONNX Runtime "
+                             "and PyTorch use by default and what the node uses with backend_threads 0")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--no-peer-flops", action="store_true", help="skip counting the peer backbone's FLOPs")
@@ -150,10 +152,14 @@ def _run(args) -> int:
     import torch
 
     from ..backends import create_backend
+    from ..backends.onnxruntime_backend import default_threads
     from ..backends.torch_backend import TorchBackend
     from ..export import example_inputs, export_onnx
     from ..network import DeployNet, build_model, model_config
 
+    if args.threads < 0:
+        raise ValueError(f"--threads: {args.threads} must be >= 0 (0: the physical cores)")
+    args.threads = args.threads or default_threads()  # both runtimes get the same count
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
     torch.manual_seed(0)
