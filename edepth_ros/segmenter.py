@@ -190,10 +190,11 @@ class GeometricSegmenter:
             R = camera.rect_from_optical
             n = plane.normal if np.allclose(R, np.eye(3)) else R @ plane.normal
             inv = -(rays @ n) / plane.height  # 1 / plane depth; <= 0 above the horizon
-            with np.errstate(divide="ignore"):
+            # 1/0 and 0 * inf only where the plane is out of range; np.where discards them
+            with np.errstate(divide="ignore", invalid="ignore"):
                 depth = np.where(inv > 1.0 / self.config.max_range, 1.0 / inv, np.inf)
-            # lateral offset in the plane: the ray's x scaled to the ground point
-            lateral = np.where(np.isfinite(depth), rays[..., 0] * depth, np.inf)
+                # lateral offset in the plane: the ray's x scaled to the ground point
+                lateral = np.where(np.isfinite(depth), rays[..., 0] * depth, np.inf)
             # at full resolution: which pixels the plane can be seen at (n . r < 0), so that
             # upsampled ground labels never cross the horizon
             if camera.separable:
