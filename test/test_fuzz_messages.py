@@ -818,7 +818,7 @@ def test_corrupt_bag_files_read_what_is_whole_or_name_the_bag(tmp_path_factory, 
     check_bag(tmp_path_factory.mktemp("bags", numbered=True), clean_bag, data.draw(bag_corruptions(len(clean_bag[2]))))
 
 
-def test_corrupt_bags_known_defects(clean_bag, tmp_path):
+def test_corrupt_bags_at_even_offsets(clean_bag, tmp_path):
     """Corruption at evenly spaced offsets through the whole file, beside the random property above."""
     for offset in range(0, len(clean_bag[2]), max(1, len(clean_bag[2]) // 40)):
         check_bag(tmp_path, clean_bag, ("random_span", offset, 64, offset))
