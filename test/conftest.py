@@ -39,3 +39,12 @@ def kitti_dir() -> Path:
 @pytest.fixture(scope="session")
 def project_dir() -> Path:
     return PROJECT
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A local CLIP text-model folder (transformers format, random weights; see tiny_clip.py)."""
+    pytest.importorskip("transformers")
+    from tiny_clip import make_tiny_clip
+
+    return make_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")

@@ -118,3 +118,29 @@ def test_encoder_errors_name_the_setting(tmp_path):
         make_encoder("clip", str(tmp_path / "no_clip_here"))
     with pytest.raises(TextError, match="text.encoder"):
         EmbeddingCache(tmp_path, kind="bogus")
+
+
+def test_clip_encoder_from_a_local_folder(tmp_path, tiny_clip):
+    enc = make_encoder("clip", str(tiny_clip))
+    assert enc.dim == 24 and enc.id == "clip-tiny-clip-24"
+    sentences = ["a car 9.5 m on the left, the closest object", "a street scene with road and buildings",
+                 "a person 15.0 m ahead"]
+    v = enc.encode(sentences)
+    assert v.shape == (3, 24) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert min(np.abs(v[i] - v[j]).max() for i, j in ((0, 1), (0, 2), (1, 2))) > 1e-3  # the text matters
+    # the weights come from the folder: a second load gives the same vectors, batched or one by one
+    again = make_encoder("clip", str(tiny_clip))
+    np.testing.assert_allclose(again.encode(sentences[1:2])[0], v[1], atol=1e-5)
+    # a caption longer than CLIP's 77 positions is cut there (this folder's tokenizer sets no limit)
+    long = " ".join(sentences) * 2
+    tails = enc.encode([long + " and a tree", long + " under a blue sky"])
+    np.testing.assert_allclose(tails[0], tails[1], atol=1e-6)
+
+    labels, depth = street()
+    cache = EmbeddingCache(tmp_path, kind="clip", model=str(tiny_clip))
+    a = cache.get(describe_scene(labels, depth))
+    assert a.shape == (24,) and cache.misses == 1
+    assert cache.root.name == "clip-tiny-clip"
+    np.testing.assert_array_equal(EmbeddingCache(tmp_path, kind="clip", model=str(tiny_clip)).get(
+        describe_scene(labels, depth)), a)

@@ -23,7 +23,7 @@ def text_cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("text_cache"))
 
 
-def tiny(out, text_cache, **train_over) -> TrainConfig:
+def tiny(out, text_cache, text=None, **train_over) -> TrainConfig:
     tr = dict(epochs=0, max_steps=4, batch_size=2, lr=1e-3, lr_end=1e-4, log_every=1, checkpoint_every=2,
               schedule=dict(mode="step", p_text=0.0), seed=0, threads=1)
     tr.update(train_over)
@@ -31,7 +31,7 @@ def tiny(out, text_cache, **train_over) -> TrainConfig:
         model=dict(arch="demo", input_size=[64, 192]),
         data=dict(kind="synthetic", train_seeds=[0, 1], val_seeds=[900], frames_per_seed=2, val_frames_per_seed=1,
                   render_scale=1.25, augment=dict(flip=0.5, scale=[0.8, 1.0], color=0.1)),
-        text=dict(cache_dir=text_cache), train=tr, output=dict(dir=str(out))))
+        text=dict(cache_dir=text_cache, **(text or {})), train=tr, output=dict(dir=str(out))))
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +289,18 @@ def test_ablation_trains_each_variant_per_seed_and_reports_the_spread(tmp_path, 
     assert set(saved["metrics_per_image_text"]) == {"full"}
     assert "metrics_per_image_text" in saved["runs"]["full"][0]
     assert res["metrics"] == saved["metrics"]
+
+
+def test_clip_text_encoder_trains_and_its_dimension_is_checked(tmp_path, tiny_clip):
+    """text.encoder: clip with a local folder, both paths (p_text 0.5 draws text and image steps)."""
+    cfg = tiny(tmp_path / "run", str(tmp_path / "cache"), text=dict(encoder="clip", model=str(tiny_clip)),
+               max_steps=3, schedule=dict(mode="step", p_text=0.5))
+    cfg.data["train_seeds"], cfg.data["val_seeds"], cfg.data["frames_per_seed"] = [0], [], 2
+    with pytest.raises(TrainConfigError, match=r"model\.text_dim: 384 .*'clip' gives 24-d"):
+        make_datasets(cfg, progress=False)
+    cfg.model.text_dim = 24
+    result = train(cfg, progress=False)
+    assert result["steps"] == 3
+    rows = read_log(tmp_path / "run" / "log.csv")
+    assert {r["path"] for r in rows} == {"text", "image"} and all(np.isfinite(float(r["loss"])) for r in rows)
+    assert load_checkpoint(tmp_path / "run" / "model.pt").cfg.text_dim == 24

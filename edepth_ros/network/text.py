@@ -175,8 +175,9 @@ class SentenceEncoder:
 class ClipTextEncoder:
     """CLIP's text encoder from a local folder in transformers format (e.g. openai/clip-vit-large-patch14).
 
-    Untested here: no wheel on the registries carries CLIP weights. Output: the projected text
-    embedding (768-d for ViT-L/14), L2-normalised; set model.text_dim to ``.dim``.
+    No wheel on the registries carries CLIP's weights, so the tests run this class on a CLIP text
+    model with random weights saved in the same format (test/tiny_clip.py). Output: the projected
+    text embedding (768-d for ViT-L/14), L2-normalised; set model.text_dim to ``.dim``.
     """
 
     def __init__(self, path: str, device: str = "cpu"):
@@ -191,12 +192,16 @@ class ClipTextEncoder:
         self._device = device
         self.dim = int(self._model.config.projection_dim)
         self.id = f"clip-{Path(path).name}-{self.dim}"
+        # truncate to the model's positions, not the tokenizer's model_max_length, which a folder may
+        # lack (then nothing is truncated and a long caption overruns CLIP's 77 positions)
+        self._max_tokens = int(self._model.config.max_position_embeddings)
 
     def encode(self, sentences: Sequence[str]) -> np.ndarray:
         import torch
 
         with torch.no_grad():
-            tok = self._tok(list(sentences), padding=True, truncation=True, return_tensors="pt").to(self._device)
+            tok = self._tok(list(sentences), padding=True, truncation=True, max_length=self._max_tokens,
+                            return_tensors="pt").to(self._device)
             emb = self._model(**tok).text_embeds
             emb = torch.nn.functional.normalize(emb, dim=-1)
         return emb.cpu().numpy().astype(np.float32)
