@@ -186,8 +186,11 @@ class GroundPlane:
         dist = np.abs(sub @ normals.T + offsets[None, :])
         best = int(np.argmax((dist < threshold).sum(axis=0)))
         n, d = normals[best], offsets[best]
-        for _ in range(3):  # least-squares refinement on the inliers (SVD of centred points)
-            inliers = np.abs(pts @ n + d) < threshold
+        # least-squares refinement on the inliers (SVD of centred points) until the inlier set
+        # stops changing: a hypothesis from three nearby points can be tilted enough that its band
+        # takes in far clutter, which a fixed few rounds do not always shed
+        inliers = np.abs(pts @ n + d) < threshold
+        for _ in range(20):
             if inliers.sum() < max(3, min_inliers):
                 raise GroundPoseError(
                     f"GroundPlane.fit: only {int(inliers.sum())} points within {threshold} m of the best "
@@ -198,7 +201,10 @@ class GroundPlane:
             _, _, vt = np.linalg.svd(P - centroid, full_matrices=False)
             n_new = vt[2] * (1.0 if vt[2] @ ref >= 0 else -1.0)
             n, d = n_new, -float(n_new @ centroid)
-        inliers = np.abs(pts @ n + d) < threshold
+            new_inliers = np.abs(pts @ n + d) < threshold
+            if np.array_equal(new_inliers, inliers):
+                break
+            inliers = new_inliers
         if d <= 0:
             raise GroundPoseError(
                 f"GroundPlane.fit: the fitted plane passes {d:.3f} m above the camera; the points are "
