@@ -72,6 +72,8 @@ VARIANTS = {  # relative to the config's model section
     "no_text_vae": {"text_vae": False},
     "full_no_residual": {"embodied_residual": False},
     "no_text_vae_no_residual": {"text_vae": False, "embodied_residual": False},
+    # RGB only: WorDepth's own ablation (does the text VAE help a network with no geometry?)
+    "no_depth_no_text": {"depth_branch": False, "embodied_residual": False, "text_vae": False},
 }
 
 
