@@ -93,6 +93,15 @@ def _rotation(R: np.ndarray, field: str) -> np.ndarray:
     return R
 
 
+def _check_principal_point(M: np.ndarray, width: int, height: int, field: str) -> None:
+    cx, cy = M[0, 2], M[1, 2]
+    if not (-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5):
+        raise CameraModelError(
+            f"{field}: principal point ({cx:g}, {cy:g}) lies outside the {width}x{height} image; "
+            "the calibration is for another resolution (scale it, or give the matching width/height)"
+        )
+
+
 def _size(value, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) <= 0:
         raise CameraModelError(f"{field}: {value!r}; image sizes must be positive integers")
@@ -123,9 +132,11 @@ class CameraModel:
             if Pm is not None:
                 Kr = Pm[:, :3].copy()
                 _check_intrinsics(Kr, "P[:3, :3]")
+                _check_principal_point(Kr, self.width, self.height, "P")
                 self.stereo_offset = np.linalg.solve(Kr, Pm[:, 3])
             else:
                 _check_intrinsics(K, "K")
+                _check_principal_point(K, self.width, self.height, "K")
                 Kr = K
                 self.stereo_offset = np.zeros(3)
             self.K = Kr
@@ -133,6 +144,7 @@ class CameraModel:
             self.distortion_model = distortion_model or "plumb_bob"
         else:
             _check_intrinsics(K, "K")
+            _check_principal_point(K, self.width, self.height, "K")
             model = distortion_model or "plumb_bob"
             if model not in SUPPORTED_DISTORTION:
                 raise CameraModelError(
@@ -197,21 +209,22 @@ class CameraModel:
         try:
             _check_intrinsics(Kmat, "CameraInfo.K")
         except CameraModelError as exc:
-            # a valid P can stand in for an unset K only on rectified images
-            if p is None or not np.any(np.asarray(p, dtype=np.float64)) or rectified is False:
+            # a valid P can stand in for an unset K only on rectified images: undistorting needs K
+            has_p = p is not None and np.any(np.asarray(p, dtype=np.float64))
+            has_d = d is not None and np.any(np.asarray(d, dtype=np.float64))
+            if not has_p:
                 raise exc
+            if rectified is False or (rectified is None and has_d):
+                raise CameraModelError(
+                    f"{exc}; CameraInfo.P cannot stand in for K here: D is non-zero, so the image is "
+                    "distorted and undistorting it needs K (feed image_rect with rectified=True, or "
+                    "publish the calibrated K)") from None
         Pmat = None
         if p is not None and np.any(np.asarray(p, dtype=np.float64)):
             Pmat = _matrix(p, (3, 4), "CameraInfo.P")
         for name, M in (("CameraInfo.K", Kmat), ("CameraInfo.P", Pmat)):
-            if M is None or not M[0, 0] > 0:
-                continue
-            cx, cy = M[0, 2], M[1, 2]
-            if not (-0.5 <= cx <= width - 0.5 and -0.5 <= cy <= height - 0.5):
-                raise CameraModelError(
-                    f"{name}: principal point ({cx:g}, {cy:g}) lies outside the {width}x{height} image "
-                    "that CameraInfo.width/height describe; the calibration is for another resolution"
-                )
+            if M is not None and M[0, 0] > 0:
+                _check_principal_point(M, width, height, name)
         bx = int(binning_x) if binning_x else 1
         by = int(binning_y) if binning_y else 1
         if bx < 1 or by < 1:

@@ -157,6 +157,7 @@ class _PlaneGeometry:
     depth: np.ndarray     # float32 (H, W), NaN above the horizon or beyond max_depth
     inv: np.ndarray       # float32 (H, W), -(n . r) / h: inverse plane depth, <= 0 above the horizon
     valid: np.ndarray     # bool (H, W), depth is a number
+    above_horizon: np.ndarray  # bool (H, W), the ray never meets the plane (inv <= 0)
     normal: np.ndarray    # (3,) normal in the frame of the camera's rays
     height: float
     visible: bool = True  # any pixel sees the plane within max_depth
@@ -198,11 +199,12 @@ class EmbodiedDepth:
         else:
             inv = camera.rays() @ (-n / h).astype(np.float32)
         valid = inv > np.float32(1.0 / self.config.max_depth)
+        above = inv <= 0
         depth = np.full(inv.shape, np.nan, np.float32)
         np.divide(np.float32(1.0), inv, out=depth, where=valid)
-        for a in (depth, inv, valid):
+        for a in (depth, inv, valid, above):
             a.setflags(write=False)
-        return _PlaneGeometry(depth, inv, valid, n, h, bool(valid.any()))
+        return _PlaneGeometry(depth, inv, valid, above, n, h, bool(valid.any()))
 
     def plane_depth(self, camera: CameraModel, plane: GroundPlane) -> np.ndarray:
         """Depth of the ground plane at every pixel (float32, NaN above the horizon), cached, read-only."""
@@ -225,8 +227,14 @@ class EmbodiedDepth:
         if not geo.visible:
             reasons.append("ground plane not visible: the horizon lies below the image (camera looking up?)")
         # ROAD (1) and GROUND (2) in one comparison through uint8 wrap-around
-        on_plane = (group - np.uint8(1)) <= np.uint8(1)
-        on_plane &= geo.valid
+        is_ground = (group - np.uint8(1)) <= np.uint8(1)
+        on_plane = is_ground & geo.valid
+        # ground labelled at or above the horizon contradicts the pose: no depth, and not inpainted
+        contradicted = is_ground & geo.above_horizon
+        n_contradicted = int(np.count_nonzero(contradicted))
+        if n_contradicted:
+            reasons.append(f"{n_contradicted} road/ground pixels lie at or above the horizon of the ground "
+                           "pose, where the plane cannot be: the labels or the pose are wrong there; left NaN")
         sky = group == Region.SKY
         if not on_plane.any():
             if sky.all():
@@ -250,10 +258,14 @@ class EmbodiedDepth:
 
         if cfg.inpaint_scale > 0:
             holes = region == Region.NONE
+            if n_contradicted:
+                holes &= ~contradicted
             if holes.any():
-                self._inpaint(depth, holes, sky)
-                # holes Telea could not reach (no known pixel on its grid) stay NONE and NaN
-                np.copyto(region, np.uint8(Region.INPAINTED), where=holes & (depth == depth))
+                if self._inpaint(depth, holes, sky):
+                    np.copyto(region, np.uint8(Region.INPAINTED), where=holes)
+                else:
+                    reasons.append("no pixel with depth on the inpainting grid: the holes stay NaN "
+                                   "(raise inpaint_scale)")
         if cfg.sky_depth is not None:
             depth[sky] = cfg.sky_depth
         confidence = cv2.LUT(region, self._conf_lut)
@@ -376,8 +388,11 @@ class EmbodiedDepth:
             self._rows_cache = cached = ((H, W), rows)
         return cached[1]
 
-    def _inpaint(self, depth: np.ndarray, holes: np.ndarray, sky: np.ndarray) -> None:
+    def _inpaint(self, depth: np.ndarray, holes: np.ndarray, sky: np.ndarray) -> bool:
         """Fill `holes` of `depth` in place by Telea inpainting at `inpaint_scale` resolution.
+
+        Returns False (holes left NaN) when no pixel on the subsampled grid has depth; else every
+        hole gets a depth, capped at max_depth where Telea's border value is that far or nothing.
 
         Telea extrapolates to first order from the known border, so it runs on inverse depth,
         which is linear in the image over any plane (the road, a facade): holes in planes fill
@@ -400,7 +415,7 @@ class EmbodiedDepth:
         small = depth[k // 2::k, k // 2::k] if k > 1 else depth
         unknown = small != small
         if unknown.all():
-            return
+            return False
         h, w = small.shape
         rows = np.flatnonzero(holes.any(axis=1))
         cols = np.flatnonzero(holes.any(axis=0))
@@ -422,4 +437,5 @@ class EmbodiedDepth:
         # inverse depth below 1 / max_depth (or 0 where nothing reached) caps at max_depth
         np.maximum(inv, np.float32(_INV_SCALE / self.config.max_depth), out=inv)
         np.divide(np.float32(_INV_SCALE), inv, out=depth, where=holes)
+        return True
 

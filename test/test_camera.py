@@ -124,12 +124,33 @@ def test_image_rect_with_distortion_in_camera_info_uses_P():
     (dict(d=[0.1, 0.0, 0.0]), "D: 3 coefficients"),
     (dict(d=[0.1, 0, 0, 0, 0], distortion_model="fisheye_foo"), "distortion_model"),
     (dict(roi=(100, 0, 1242, 375)), "CameraInfo.roi"),
+    # an unset K with a valid P is only usable on a rectified image: undistorting needs K
+    (dict(k=[0] * 9, p=P_KITTI2, d=[0.1, 0, 0, 0, 0]), "P cannot stand in for K"),
 ])
 def test_bad_camera_info_names_the_field(kwargs, field):
     fields = dict(width=1242, height=375, k=[700, 0, 600, 0, 700, 180, 0, 0, 1])
     fields.update(kwargs)
     with pytest.raises(CameraModelError, match=field.replace("(", r"\(")):
         CameraModel.from_camera_info(**fields)
+
+
+def test_unset_k_with_p_is_accepted_on_rectified_images_only():
+    cam = CameraModel.from_camera_info(width=1242, height=375, k=[0] * 9, p=P_KITTI2)
+    assert cam.rectified and cam.fx == pytest.approx(721.5377)
+    cam = CameraModel.from_camera_info(width=1242, height=375, k=[0] * 9, p=P_KITTI2,
+                                       d=[0.1, 0, 0, 0, 0], rectified=True)
+    assert cam.rectified and cam.D.size == 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda: CameraModel(320, 375, [[721.5, 0, 609.6], [0, 721.5, 172.9], [0, 0, 1]]),
+    lambda: CameraModel.from_intrinsics(700, 700, 600, 400, 1242, 375),
+    lambda: CameraModel(320, 375, np.eye(3), P=np.array(P_KITTI2).reshape(3, 4)),
+    lambda: CameraModel(320, 375, [[721.5, 0, 609.6], [0, 721.5, 172.9], [0, 0, 1]], D=[0.1, 0, 0, 0, 0]),
+])
+def test_constructor_refuses_principal_point_outside_image(make):
+    with pytest.raises(CameraModelError, match="principal point"):
+        make()
 
 
 def test_check_image_size():

@@ -228,6 +228,10 @@ def test_all_sky_all_road_no_plane_and_horizon_below_image():
     # the last rows before the horizon (beyond max_depth) are inpainted, capped at max_depth
     far = ~near & (np.arange(375)[:, None] > cam.cy + 1)
     assert np.all(road.region[far] == Region.INPAINTED) and np.all(road.depth[far] <= 150.0 + 1e-3)
+    # road labelled above the horizon contradicts the pose: NaN with a reason, never inpainted
+    above = np.arange(375) < cam.cy - 1
+    assert np.all(np.isnan(road.depth[above])) and np.all(road.region[above] == Region.NONE)
+    assert "above the horizon" in road.reason and np.all(road.confidence[above] == 0)
     none = e.compute(cam, None, np.zeros((375, 1242), np.uint8))
     assert np.all(np.isnan(none.depth)) and "no ground plane" in none.reason
     up = GroundPlane.from_static(1.65, pitch=rad(-40), limits=PoseLimits(max_tilt=rad(50)))
@@ -286,9 +290,10 @@ def test_bench_runs_and_reports_json_fields(tmp_path):
     from edepth_ros.bench.embodied import measure, plot
 
     out = measure(repeat=2, warmup=0)
-    for key in ("plane_depth_ms", "embodied_ms", "embodied_cached_pose_ms", "reference_ms"):
+    for key in ("plane_depth_ms", "embodied_ms", "embodied_cached_pose_ms", "reference_ms",
+                "embodied_full_res_inpaint_ms"):
         assert out[key]["median"] > 0 and out[key]["p95"] >= out[key]["min"]
-    assert out["ratio"] > 0 and set(out["meets_targets"]) >= {"plane_depth_ms", "embodied_ms", "ratio"}
+    assert out["ratio"] > 0 and out["ratio_full_res_inpaint"] > 0 and set(out["meets_targets"]) >= {"plane_depth_ms", "embodied_ms", "ratio"}
     assert out["frame"]["width"] == 1242 and out["frame"]["height"] == 375
     plot(out, tmp_path / "bench.png")
     assert (tmp_path / "bench.png").stat().st_size > 10_000

@@ -25,10 +25,13 @@ def test_lidar_plane_meets_ground_targets(results):
     assert r["frames"] == 3 and r["skipped"] == 0
     g = r["lidar_ground"]
     assert g["points"] > 15_000
-    # issue target: >= 99.5% of LiDAR ground points within 10% (met: 100%)
+    # issue target: >= 99.5% of LiDAR ground points within 10% (met: 100%). A point within 0.10 m
+    # of the plane is at most ~6.5% off along its own ray, so this checks that the plane depth at
+    # each point's pixel (the camera model's rays) agrees with the LiDAR projection; the static-plane
+    # test below shows the figure does fall with a wrong plane
     assert g["within_10"] >= 0.995
-    # issue target: >= 97% within 5%; measured 95.5% with ground points = within 0.10 m of the
-    # fitted plane (99.5% at 0.08 m): the road is not one plane to 5 cm (see docs/embodied.md)
+    # issue target: >= 97% within 5%; measured 95.8% with ground points = within 0.10 m of the
+    # fitted plane (99.3% at 0.08 m): the road is not one plane to 8 cm (see docs/embodied.md)
     assert g["within_5"] >= 0.95
     assert r["lidar_ground_by_threshold"]["0.08"]["within_5"] >= 0.97
     # road pixels of the weight-free segmentation: at least the paper's 99.33% within 10%
