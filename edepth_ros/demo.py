@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as M
+from .model_io import read_sidecar, sidecar_path, stale_export
 from .bags import io as bio
 from .bags import make_bag as mb
 from .evaluation import report
@@ -126,11 +127,14 @@ def _choose_model(opts: DemoOptions) -> tuple[str, str]:
     """(backend kind, model path or '') and the sentence that says so in the report."""
     if opts.backend == "embodied":
         return "embodied", ""
-    if opts.model:
-        return opts.backend, str(Path(opts.model).resolve())
-    found = find_demo_model()
+    found = Path(opts.model).resolve() if opts.model else find_demo_model()
     if found is None:
         return "embodied", ""
+    if found.suffix == ".onnx" and sidecar_path(found).is_file():
+        # a retrained model.pt beside an old export would silently demo the old network
+        stale = stale_export(read_sidecar(found), found)
+        if stale:
+            raise DemoError(stale)
     return opts.backend, str(found)
 
 
@@ -189,11 +193,11 @@ def run_demo(opts: DemoOptions) -> DemoResult:
     env = ros_environment(domain)
     os.environ.update(env)  # this process replays the bag: same middleware settings as the children
 
+    kind, model = _choose_model(opts)  # first: a stale export fails before any work
     say(f"[1/5] synthetic demo bag (seed {opts.seed}, {opts.frames} frames)")
     bag, cached = demo_bag(opts)
     say(f"      {'cached' if cached else 'built'}: {bag}")
 
-    kind, model = _choose_model(opts)
     mounting = static_mounting(opts.seed, opts.frames)
     threads = demo_threads()
     node_params = {"backend": kind, "model": model, "use_sim_time": True, "backend_threads": threads,

@@ -272,6 +272,25 @@ def _check_spec_types(spec: ModelSpec, path: Path) -> None:
             raise bad(name, "a hex string or null", v)
 
 
+def stale_export(spec: ModelSpec, model_path) -> Optional[str]:
+    """Why the export is stale, or None: the checkpoint its sidecar names is still there but its
+    sha256 has changed since (retrained or replaced without re-exporting)."""
+    if not spec.checkpoint or not spec.checkpoint_sha256:
+        return None
+    model_path = Path(model_path)
+    checkpoint = Path(spec.checkpoint)
+    if not checkpoint.is_absolute():
+        checkpoint = model_path.parent / checkpoint
+    if not checkpoint.is_file():
+        return None  # an engine shipped without its checkpoint: nothing to compare
+    digest = sha256_file(checkpoint)
+    if digest == spec.checkpoint_sha256:
+        return None
+    return (f"{model_path} was exported from {checkpoint} (sha256 {spec.checkpoint_sha256[:12]}...), which has "
+            f"changed since (now {digest[:12]}...): the export is stale; re-export it with `edepth export "
+            f"--checkpoint {checkpoint} --height {spec.height} --width {spec.width} --out {model_path}`")
+
+
 def check_io_matches(spec: ModelSpec, actual_inputs: dict, actual_outputs: dict, model_path) -> None:
     """Compare the tensors a runtime reports (name -> (shape, dtype)) with the sidecar's.
 

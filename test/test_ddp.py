@@ -1,5 +1,6 @@
 """DDP through torchrun: two CPU processes on gloo, each with batch B, follow the same loss curve as
-one process with batch 2B (same data, same initial weights, per-image losses)."""
+one process with batch 2B (same data, same initial weights, per-image losses); a NaN on one rank
+stops both ranks with the same message."""
 
 from __future__ import annotations
 
@@ -54,3 +55,40 @@ def test_two_gloo_processes_match_one_with_double_batch(tmp_path, project_dir):
     for step, (x, y) in enumerate(zip(a, b), start=1):
         assert abs(x - y) <= 2e-3 * abs(x) + 1e-4, f"step {step}: 1 process {x} vs 2 processes {y}\n{a}\n{b}"
     print(f"loss curves, 1 process x batch 4: {a}\n2 gloo processes x batch 2: {b}")
+
+
+# rank 1 alone sees a NaN loss at its second step (a broken frame on one process)
+NAN_ON_RANK1 = '''
+import os, sys
+from edepth_ros.training import trainer
+compute, calls = trainer.compute_losses, [0]
+def poisoned(net, batch, path, tc, device):
+    out = compute(net, batch, path, tc, device)
+    calls[0] += 1
+    if calls[0] == 2 and os.environ["RANK"] == "1":
+        out["loss"] = out["loss"] * float("nan")
+    return out
+trainer.compute_losses = poisoned
+from edepth_ros.cli import main
+sys.exit(main())
+'''
+
+
+def test_nan_on_one_rank_stops_every_rank_with_the_message(tmp_path, project_dir):
+    """Ranks agree on divergence: none is left waiting in a collective for a peer that quit."""
+    env = dict(os.environ, PYTHONPATH=str(project_dir), OMP_NUM_THREADS="1")
+    cfg = config(tmp_path / "out", 1, str(tmp_path / "text"))
+    cfg["model"] = dict(arch="demo", input_size=[64, 192])
+    cfg["data"].update(frames_per_seed=2, augment=None)
+    cfg["train"].update(max_steps=4)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "nan_rank1.py").write_text(NAN_ON_RANK1)
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(tmp_path / "nan_rank1.py"), "train", "--config", str(tmp_path / "c.yaml"),
+                          "--no-progress"], cwd=project_dir, env=env, capture_output=True, text=True, timeout=600)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "Connection closed by peer" not in out, out[-3000:]
+    stops = [line for line in out.splitlines() if line.startswith("edepth train: ") and "training stopped" in line]
+    assert len(stops) == 2, out[-3000:]  # one per rank, the same words
+    assert stops[0] == stops[1] and "rank 1" in stops[0] and "step 1" in stops[0], stops

@@ -97,6 +97,33 @@ def test_model_folder_moves_whole(checkpoint, tmp_path):
     assert depth.shape[-2:] == (H, W) and np.isfinite(depth).all()
 
 
+def test_retrained_checkpoint_makes_the_export_stale(checkpoint, tmp_path, caplog):
+    """Retraining rewrites model.pt but not model.onnx: the ONNX backend warns, the demo refuses."""
+    import logging
+    import shutil
+
+    from edepth_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from edepth_ros.demo import DemoError, DemoOptions, _choose_model
+    from edepth_ros.model_io import stale_export
+
+    shutil.copy(checkpoint, tmp_path / "model.pt")
+    out = tmp_path / "model.onnx"
+    export_onnx(tmp_path / "model.pt", H, W, TEXT, out, check_fp16=False)
+    assert stale_export(read_sidecar(out), out) is None
+    assert _choose_model(DemoOptions(model=str(out)))[1] == str(out)
+    torch.manual_seed(2)  # "retrained": another network under the same name
+    save_checkpoint(tmp_path / "model.pt", build_model("demo"))
+    msg = stale_export(read_sidecar(out), out)
+    assert msg and "stale" in msg and "edepth export --checkpoint" in msg and f"--out {out}" in msg
+    with caplog.at_level(logging.WARNING):
+        OnnxRuntimeBackend(out, threads=1)
+    assert any("stale" in r.getMessage() for r in caplog.records)
+    with pytest.raises(DemoError, match="stale"):
+        _choose_model(DemoOptions(model=str(out)))
+    (tmp_path / "model.pt").unlink()  # an engine shipped without its checkpoint is not stale
+    assert stale_export(read_sidecar(out), out) is None
+
+
 def test_parity_and_fp16_figures(exported):
     _, report = exported
     p = report.parity

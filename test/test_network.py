@@ -5,6 +5,7 @@ checkpoints round-trip and refuse corrupt or mismatched files; config errors nam
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -193,6 +194,14 @@ def test_checkpoint_with_nan_weights_is_refused(tmp_path):
     ({"pretrained": True}, "model.pretrained"),
     ({"embodied_residual": True, "depth_branch": False}, "model.embodied_residual"),
     ({"norm": "layer"}, "model.norm"),
+    # wrong types (once bare TypeErrors) and out-of-range sizes (once accepted)
+    ({"fusion_dim": "64"}, "model.fusion_dim: expected a positive integer, got '64'"),
+    ({"latent_dim": "a"}, "model.latent_dim: expected a positive integer"),
+    ({"max_depth": "80"}, "model.max_depth: expected a positive number"),
+    ({"input_size": 192}, "model.input_size: expected \\[height, width\\]"),
+    ({"head_channels": 0}, "model.head_channels: expected a positive integer, got 0"),
+    ({"text_hidden": [0]}, "model.text_hidden: expected a list of positive integers"),
+    ({"depth_branch": "no"}, "model.depth_branch: expected true or false"),
 ])
 def test_config_errors_name_the_key(override, key):
     with pytest.raises(NetworkConfigError, match=key.replace(".", r"\.")):
@@ -207,16 +216,64 @@ def test_unknown_arch_and_registry_are_consistent():
         assert dataclasses.replace(cfg).validate() is not None
 
 
-def test_pretrained_weights_from_local_file(tmp_path):
-    """Backbone weights from a local file are loaded (nothing downloads)."""
+@pytest.fixture
+def demo_backbone_weights(tmp_path):
+    """A local weights file for the demo backbone (regnetx_002), its stem set to 0.123."""
     import timm
     from safetensors.torch import save_file
 
     src = timm.create_model("regnetx_002", pretrained=False)
     torch.nn.init.constant_(src.stem.conv.weight, 0.123)
-    save_file(src.state_dict(), str(tmp_path / "w.safetensors"))
-    net = build_model({"arch": "demo", "pretrained_path": str(tmp_path / "w.safetensors")})
+    path = tmp_path / "weights" / "w.safetensors"
+    path.parent.mkdir()
+    save_file(src.state_dict(), str(path))
+    return path
+
+
+def test_pretrained_weights_from_local_file(demo_backbone_weights):
+    """Backbone weights from a local file are loaded (nothing downloads)."""
+    net = build_model({"arch": "demo", "pretrained_path": str(demo_backbone_weights)})
     assert torch.allclose(net.rgb_encoder.body.stem.conv.weight, torch.tensor(0.123))
+
+
+@pytest.mark.parametrize("pretrained", [{}, {"pretrained": True}])
+def test_checkpoint_of_pretrained_model_loads_without_the_weights_file(tmp_path, demo_backbone_weights, pretrained):
+    """A checkpoint holds every weight: the backbone's initial weights file may be moved or deleted."""
+    torch.manual_seed(3)
+    net = build_model({"arch": "demo", "pretrained_path": str(demo_backbone_weights), **pretrained}).eval()
+    path = save_checkpoint(tmp_path / "p.pt", net)
+    demo_backbone_weights.unlink()
+    loaded = load_checkpoint(path)
+    loaded_again = load_checkpoint(path, config=net.cfg)  # the config it was trained with still matches
+    assert loaded.checkpoint_meta["config"]["pretrained_path"] == str(demo_backbone_weights)  # provenance kept
+    rgb, emb, _ = inputs(1, *SMALL)
+    with torch.no_grad():
+        assert torch.equal(net(rgb, emb)["depth"], loaded(rgb, emb)["depth"])
+        assert torch.equal(net(rgb, emb)["depth"], loaded_again(rgb, emb)["depth"])
+
+
+@pytest.mark.parametrize("damage", ["empty file", "string entry", "model not a dict"])
+def test_damaged_checkpoint_is_a_checkpoint_error_naming_the_file(tmp_path, damage):
+    from edepth_ros.network.checkpoint import load_state_strict
+
+    net = build_model("demo")
+    path = save_checkpoint(tmp_path / "a.pt", net)
+    payload = torch.load(path, weights_only=True)
+    if damage == "empty file":
+        path.write_bytes(b"")
+    elif damage == "string entry":
+        payload["model"]["decoder.depth_head.bias"] = "x"
+        torch.save(payload, path)
+    else:
+        payload["model"] = ["not", "a", "state dict"]
+        torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=re.escape(f"checkpoint '{path}'") + ".*previous checkpoint"):
+        load_checkpoint(path)
+    if damage != "empty file":  # and nothing of it is copied into a model
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        with pytest.raises(CheckpointError):
+            load_state_strict(net, payload["model"])
+        assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
 def test_committed_demo_checkpoint_runs_and_is_trained(project_dir):

@@ -23,15 +23,19 @@ def text_cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("text_cache"))
 
 
-def tiny(out, text_cache, text=None, **train_over) -> TrainConfig:
+def tiny_dict(out, text_cache, text=None, **train_over) -> dict:
     tr = dict(epochs=0, max_steps=4, batch_size=2, lr=1e-3, lr_end=1e-4, log_every=1, checkpoint_every=2,
               schedule=dict(mode="step", p_text=0.0), seed=0, threads=1)
     tr.update(train_over)
-    return TrainConfig.from_dict(dict(
+    return dict(
         model=dict(arch="demo", input_size=[64, 192]),
         data=dict(kind="synthetic", train_seeds=[0, 1], val_seeds=[900], frames_per_seed=2, val_frames_per_seed=1,
                   render_scale=1.25, augment=dict(flip=0.5, scale=[0.8, 1.0], color=0.1)),
-        text=dict(cache_dir=text_cache, **(text or {})), train=tr, output=dict(dir=str(out))))
+        text=dict(cache_dir=text_cache, **(text or {})), train=tr, output=dict(dir=str(out)))
+
+
+def tiny(out, text_cache, text=None, **train_over) -> TrainConfig:
+    return TrainConfig.from_dict(tiny_dict(out, text_cache, text, **train_over))
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +110,114 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, text_cache, tin
     assert good.checkpoint_meta["step"] == 2
 
 
+def assert_latest_is_finite_step(path, step):
+    payload = read_checkpoint(path)
+    assert payload["step"] == step
+    bad = [k for k, v in payload["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    assert not bad, f"non-finite weights in {path}: {bad[:3]}"
+    assert load_checkpoint(path).checkpoint_meta["step"] == step
+
+
+def test_nonfinite_gradient_with_finite_loss_stops_before_the_step(tmp_path, text_cache, tiny_data, monkeypatch):
+    """A finite loss whose gradient overflows: stop before opt.step, or NaN weights reach latest.pt."""
+    from edepth_ros.training import trainer
+
+    build, backwards = trainer.build_model, [0]
+
+    def inf_on_third_backward(grad):
+        backwards[0] += 1
+        return torch.full_like(grad, float("inf")) if backwards[0] == 3 else grad
+
+    def build_poisoned(cfg):
+        net = build(cfg)
+        next(net.decoder.parameters()).register_hook(inf_on_third_backward)
+        return net
+
+    monkeypatch.setattr(trainer, "build_model", build_poisoned)
+    cfg = tiny(tmp_path / "g", text_cache, max_steps=6, checkpoint_every=1)  # a checkpoint after every step
+    with pytest.raises(TrainingDiverged, match=r"gradient.*step 2 .*Last good checkpoint: '.*latest\.pt' \(step 2\)"):
+        train(cfg, progress=False, datasets=tiny_data)
+    assert backwards[0] == 3
+    assert_latest_is_finite_step(tmp_path / "g" / "latest.pt", 2)
+
+
+def test_nonfinite_weights_are_never_checkpointed(tmp_path, text_cache, tiny_data):
+    """The last guard: whatever made the weights NaN, latest.pt keeps the last finite ones."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    steps = [0]
+
+    def nan_after_third_step(opt, args, kwargs):
+        steps[0] += 1
+        if steps[0] == 3:
+            with torch.no_grad():
+                opt.param_groups[0]["params"][0].fill_(float("nan"))
+
+    handle = register_optimizer_step_post_hook(nan_after_third_step)
+    try:
+        with pytest.raises(TrainingDiverged, match=r"not finite.*Last good checkpoint: '.*latest\.pt' \(step 2\)"):
+            train(tiny(tmp_path / "w", text_cache, max_steps=6, checkpoint_every=1), progress=False,
+                  datasets=tiny_data)
+    finally:
+        handle.remove()
+    assert_latest_is_finite_step(tmp_path / "w" / "latest.pt", 2)
+
+
+def test_yaml_date_in_config_trains_and_checkpoint_loads(tmp_path, text_cache, tiny_data):
+    """YAML reads `description: 2024-01-01` as a datetime.date, which weights_only loading refuses."""
+    import datetime
+
+    import yaml
+
+    path = tmp_path / "dated.yaml"
+    path.write_text("description: 2024-01-01\n" + yaml.safe_dump(tiny_dict(tmp_path / "d", text_cache, max_steps=1)))
+    cfg = TrainConfig.load(path)
+    assert isinstance(cfg.raw["description"], datetime.date)
+    train(cfg, progress=False, datasets=tiny_data)
+    assert read_checkpoint(tmp_path / "d" / "latest.pt")["train_config"]["description"] == "2024-01-01"
+    assert load_checkpoint(tmp_path / "d" / "model.pt").cfg.input_size == (64, 192)
+
+
+def test_embodied_baseline_uses_the_model_max_depth():
+    from edepth_ros.training.trainer import embodied_baseline
+
+    class Frames:  # embodied depth 10 m everywhere; ground truth 10 m, and 50 m beyond max_depth
+        max_depth = 20.0
+
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            gt = np.full((1, 8, 8), 10.0, np.float32)
+            gt[:, :4] = 50.0
+            return {"embodied": np.stack([np.full((8, 8), 10.0, np.float32), np.ones((8, 8), np.float32)]),
+                    "depth": gt}
+
+    assert embodied_baseline(Frames())["abs_rel"] == pytest.approx(0.0)  # the 50 m pixels are out of range
+
+
+def test_publish_reexports_the_onnx_beside_the_weights(tmp_path, text_cache, tiny_data):
+    """Retraining into a folder with an export re-exports it: `make demo` never runs stale weights."""
+    pytest.importorskip("onnxruntime")
+    from edepth_ros.export import export_onnx
+    from edepth_ros.model_io import read_sidecar, sha256_file, stale_export
+
+    pub = tmp_path / "pub"
+
+    def run(seed):
+        d = tiny_dict(tmp_path / f"run{seed}", text_cache, seed=seed)
+        d["output"]["publish"] = str(pub)
+        train(TrainConfig.from_dict(d), progress=False, datasets=tiny_data)
+
+    run(0)
+    export_onnx(pub / "model.pt", 64, 192, None, pub / "model.onnx", check_fp16=False)
+    first = read_sidecar(pub / "model.onnx").onnx_sha256
+    run(1)
+    spec = read_sidecar(pub / "model.onnx")
+    assert spec.checkpoint_sha256 == sha256_file(pub / "model.pt") and spec.onnx_sha256 != first
+    assert stale_export(spec, pub / "model.onnx") is None and (spec.height, spec.width) == (64, 192)
+
+
 def test_no_memory_growth_per_step(tmp_path, text_cache, tiny_data):
     train(tiny(tmp_path / "m", text_cache, max_steps=24, checkpoint_every=1000, schedule=dict(p_text=0.3)),
           progress=False, datasets=tiny_data)
@@ -136,11 +248,16 @@ def test_config_errors_name_the_key(tmp_path, patch, key):
         TrainConfig.from_dict(base)
 
 
-def test_text_dim_mismatch_fails_at_start(tmp_path, text_cache):
+def test_text_dim_mismatch_fails_at_start(tmp_path, text_cache, monkeypatch):
+    from edepth_ros.training import datasets
+
+    def no_rendering(*args, **kw):
+        raise AssertionError("scenes rendered before model.text_dim was checked against the text encoder")
+
+    monkeypatch.setattr(datasets.SyntheticDataset, "__init__", no_rendering)
     cfg = tiny(tmp_path, text_cache)
     cfg.model.text_dim = 512
-    cfg.data["train_seeds"], cfg.data["val_seeds"], cfg.data["frames_per_seed"] = [0], [], 1
-    with pytest.raises(TrainConfigError, match=r"model\.text_dim.*384"):
+    with pytest.raises(TrainConfigError, match=r"model\.text_dim: 512 .*text\.encoder 'sentence-transformers' .*384"):
         make_datasets(cfg, progress=False)
 
 

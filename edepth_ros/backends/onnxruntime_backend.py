@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..model_io import (INPUT_NAMES, OUTPUT_NAMES, ModelFileError, ModelInputError, ModelSpec,
-                        check_io_matches, read_sidecar, sha256_file)
+                        check_io_matches, read_sidecar, sha256_file, stale_export)
 from .base import Backend, BackendError
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,9 @@ class OnnxRuntimeBackend(Backend):
                 raise ModelFileError(f"{self.model_path}: sha256 {digest[:16]}... differs from its sidecar's "
                                      f"onnx_sha256 {self.spec.onnx_sha256[:16]}...; the file is damaged, partly "
                                      "copied or from another export: copy the model and its .json together")
+        stale = stale_export(self.spec, self.model_path) if self.spec is not None else None
+        if stale:
+            log.warning(stale)
         so = session_options(threads, optimization)
         provs = provider_list(providers, engine_cache_dir, precision == "fp16")
         try:

@@ -21,9 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..network import CheckpointError
+    from ..embodied import EmbodiedConfigError
+    from ..network import CheckpointError, NetworkConfigError
+    from ..network.text import TextError
     from ..training import TrainConfig, TrainConfigError, TrainingDiverged, train
+    from ..training.augment import AugmentError
     from ..training.datasets import DatasetError
+
+    # errors about the user's config, data or files: their messages name the key or file and say what
+    # to do, so they are printed as one line; anything else is a bug and keeps its traceback
+    user_errors = (TrainConfigError, DatasetError, CheckpointError, TrainingDiverged, NetworkConfigError,
+                   AugmentError, EmbodiedConfigError, TextError)
 
     try:
         cfg = TrainConfig.load(args.config)
@@ -32,7 +40,7 @@ def run(args) -> int:
         if args.max_steps is not None:
             cfg.train["max_steps"] = int(args.max_steps)
         summary = train(cfg, resume=args.resume, progress=not args.no_progress)
-    except (TrainConfigError, DatasetError, CheckpointError, TrainingDiverged) as exc:
+    except user_errors as exc:
         print(f"edepth train: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=1))

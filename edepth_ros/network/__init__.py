@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from .config import ModelConfig, NetworkConfigError
+from .config import ModelConfig, NetworkConfigError, project_root
 from .model import DeployNet, DepthNet
 from .registry import MODEL_CONFIGS, get_config
 
@@ -36,7 +36,7 @@ def model_config(config: Any) -> ModelConfig:
         data = yaml.safe_load(path.read_text()) or {}
         if "model" not in data:
             raise NetworkConfigError(f"{path}: missing key 'model' (the network's settings)")
-        return ModelConfig.from_dict(data["model"])
+        return ModelConfig.from_dict(data["model"], root=project_root(path.parent))
     if isinstance(config, Mapping):
         return ModelConfig.from_dict(config)
     raise NetworkConfigError(f"model config: cannot use a {type(config).__name__}")

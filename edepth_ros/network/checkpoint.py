@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -54,11 +54,14 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist; train one with `edepth train --config "
                               "models/NAME.yaml` or give the path of a .pt file")
+    if path.stat().st_size == 0:  # a write cut short by a full disk; torch.load's error says nothing
+        raise CheckpointError(f"checkpoint '{path}' is empty (0 bytes); retrain or use the previous checkpoint")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
+        first = next(iter(str(exc).splitlines()), "")  # some errors carry no message at all
         raise CheckpointError(f"checkpoint '{path}' is corrupt or not a PyTorch file ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]}); retrain or use the previous checkpoint") from exc
+                              f"{first[:200]}); retrain or use the previous checkpoint") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         fmt = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"checkpoint '{path}': format '{fmt}' is not '{FORMAT}' (an edepth training checkpoint)")
@@ -70,6 +73,13 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 
 def load_state_strict(net, state: dict, source: str = "checkpoint") -> None:
     """Copy ``state`` into ``net`` only if every key and shape matches (all or nothing)."""
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{source}: its weights are a {type(state).__name__}, not a state dict; the file "
+                              "is damaged or not an edepth checkpoint; retrain or use the previous checkpoint")
+    odd = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if odd:  # checked before any shape, so nothing is copied from a damaged file
+        raise CheckpointError(f"{source}: entries {odd[:3]} are not tensors; the file is damaged or not an "
+                              "edepth checkpoint; retrain or use the previous checkpoint")
     target = _unwrap(net).state_dict()
     missing = sorted(set(target) - set(state))
     unexpected = sorted(set(state) - set(target))
@@ -95,19 +105,33 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", config: ModelCo
     from .model import DepthNet
 
     payload = read_checkpoint(path, map_location)
+    raw = payload["config"]
+    if isinstance(raw, Mapping):
+        # the checkpoint holds every weight: the backbone's initial weights file is neither needed
+        # nor read (it may have moved); the original settings stay in net.checkpoint_meta["config"]
+        raw = {**raw, "pretrained": False, "pretrained_path": None}
     try:
-        cfg = ModelConfig.from_dict(payload["config"], prefix=f"checkpoint '{path}' config")
+        cfg = ModelConfig.from_dict(raw, prefix=f"checkpoint '{path}' config")
     except NetworkConfigError as exc:
         raise CheckpointError(str(exc)) from exc
-    if config is not None and config.to_dict() != cfg.to_dict():
-        diff = [k for k, v in config.to_dict().items() if cfg.to_dict().get(k) != v]
-        raise CheckpointError(f"checkpoint '{path}' was trained with another model config (differs in {diff})")
-    cfg.pretrained_path = None  # the checkpoint holds the weights; the file may be gone
-    net = DepthNet(cfg)
+    if config is not None:
+        ours, theirs = _shape_config(config), _shape_config(cfg)
+        if ours != theirs:
+            diff = [k for k, v in ours.items() if theirs.get(k) != v]
+            raise CheckpointError(f"checkpoint '{path}' was trained with another model config (differs in {diff})")
+    try:
+        net = DepthNet(cfg)
+    except NetworkConfigError as exc:
+        raise CheckpointError(f"checkpoint '{path}': its model cannot be built: {exc}") from exc
     load_state_strict(net, payload["model"], source=f"checkpoint '{path}'")
     net.eval()
     net.checkpoint_meta = {k: v for k, v in payload.items() if k not in ("model", "optimizer", "scaler", "rng")}
     return net
+
+
+def _shape_config(cfg: ModelConfig) -> dict:
+    """The config without where the initial backbone weights came from (no effect on a loaded model)."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in ("pretrained", "pretrained_path")}
 
 
 def _unwrap(net):

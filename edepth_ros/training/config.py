@@ -11,7 +11,9 @@ from typing import Any, Optional
 
 import yaml
 
-from ..network.config import ModelConfig, NetworkConfigError
+from ..network.config import (BOOL, NAME, NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, NUMBER, POSITIVE_INT,
+                              POSITIVE_NUMBER, PROBABILITY, ModelConfig, NetworkConfigError, check_values, one_of,
+                              project_root)
 
 
 class TrainConfigError(ValueError):
@@ -34,6 +36,26 @@ DATA_KEYS = {
             "labels_topic", "ground_frame", "plane_height", "plane_pitch", "max_frames", "augment", "embodied"},
 }
 TEXT_DEFAULTS = dict(encoder="sentence-transformers", model=None, cache_dir=None, max_objects=8)
+TEXT_ENCODERS = ("sentence-transformers", "minilm", "st", "clip")  # what network.text.make_encoder accepts
+
+# types and ranges, checked at load so that a '1e-3' or a -1 is named before anything runs
+TRAIN_RULES = {
+    **{k: POSITIVE_INT for k in ("batch_size", "log_every", "val_every", "checkpoint_every")},
+    **{k: NON_NEGATIVE_INT for k in ("epochs", "max_steps", "workers", "threads", "seed")},
+    "lr": POSITIVE_NUMBER, "lr_end": POSITIVE_NUMBER,
+    "grad_clip": (POSITIVE_NUMBER[0], "a positive number (the gradient norm is clipped to it)"),
+    **{k: NON_NEGATIVE_NUMBER for k in ("weight_decay", "kl_text_weight", "kl_eps_weight", "conf_weight")},
+    "silog_lambda": PROBABILITY, "amp": BOOL, "device": one_of("auto", "cpu", "cuda"),
+}
+SCHEDULE_RULES = {"mode": NAME, "p_text": PROBABILITY, "text_every": POSITIVE_INT, "text_epochs": NON_NEGATIVE_INT}
+DATA_RULES = {
+    **{k: POSITIVE_INT for k in ("frames_per_seed", "val_frames_per_seed", "frame_stride", "max_frames")},
+    "render_scale": POSITIVE_NUMBER, "plane_height": POSITIVE_NUMBER, "plane_pitch": NUMBER,
+}
+AUGMENT_RULES = {"flip": PROBABILITY, "color": NON_NEGATIVE_NUMBER, "enabled": BOOL,
+                 "scale": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(NUMBER[0](x) for x in v),
+                           "[low, high], two numbers")}
+TEXT_RULES = {"encoder": one_of(*TEXT_ENCODERS), "max_objects": POSITIVE_INT}
 
 
 @dataclass
@@ -69,17 +91,28 @@ class TrainConfig:
         for key in ("model", "data"):
             if key not in data:
                 raise TrainConfigError(f"{key}: missing section")
-        try:
-            model = ModelConfig.from_dict(data["model"])
+        for key in ("data", "text", "train", "output"):  # model: ModelConfig names it
+            if not isinstance(data[key] if key == "data" else data.get(key) or {}, dict):
+                raise TrainConfigError(f"{key}: expected a mapping of settings, got {data[key]!r}")
+        base = source.parent if source else Path.cwd()
+        try:  # a relative pretrained_path is relative to the project root, like the data paths
+            model = ModelConfig.from_dict(data["model"], root=project_root(base))
         except NetworkConfigError as exc:
             raise TrainConfigError(str(exc)) from exc
-        base = source.parent if source else Path.cwd()
         data_cfg = _check_data(dict(data["data"]), base)
         text = dict(TEXT_DEFAULTS)
         for k, v in (data.get("text") or {}).items():
             if k not in TEXT_DEFAULTS:
                 raise TrainConfigError(f"text.{k}: unknown key; valid keys: {sorted(TEXT_DEFAULTS)}")
             text[k] = v
+        check_values(text, TEXT_RULES, "text", TrainConfigError)
+        if text["cache_dir"]:
+            text["cache_dir"] = str(_resolve(text["cache_dir"], base))
+        if text["model"] and (project_root(base) / str(text["model"])).exists():
+            text["model"] = str(_resolve(text["model"], base))  # a folder in the project; else a name
+        if text["encoder"] == "clip" and not text["model"]:
+            raise TrainConfigError("text.model: missing; text.encoder: clip needs the local CLIP folder "
+                                   "(transformers format)")
         train = _check_train(dict(data.get("train") or {}))
         out = data.get("output") or {}
         if "dir" not in out:
@@ -92,15 +125,6 @@ class TrainConfig:
         return cls(model, data_cfg, text, train, out_dir, source, publish, data)
 
 
-def _project_root(base: Path) -> Path:
-    """Relative paths in a config are relative to the project root: the nearest folder above the
-    config file that holds ``edepth_ros/`` (so models/demo.yaml works from any directory), else cwd."""
-    for folder in [base.resolve(), *base.resolve().parents]:
-        if (folder / "edepth_ros").is_dir():
-            return folder
-    return Path.cwd()
-
-
 def _check_train(train: dict) -> dict:
     out = dict(TRAIN_DEFAULTS)
     sched = dict(TRAIN_DEFAULTS["schedule"])
@@ -108,6 +132,8 @@ def _check_train(train: dict) -> dict:
         if k not in TRAIN_DEFAULTS:
             raise TrainConfigError(f"train.{k}: unknown key; valid keys: {sorted(TRAIN_DEFAULTS)}")
         if k == "schedule":
+            if not isinstance(v or {}, dict):
+                raise TrainConfigError(f"train.schedule: expected a mapping (mode, p_text, ...), got {v!r}")
             for sk, sv in (v or {}).items():
                 if sk not in sched:
                     raise TrainConfigError(f"train.schedule.{sk}: unknown key; valid keys: {sorted(sched)}")
@@ -117,23 +143,16 @@ def _check_train(train: dict) -> dict:
     out["schedule"] = sched
     from .schedule import PathSchedule, ScheduleError
 
+    check_values(sched, SCHEDULE_RULES, "train.schedule", TrainConfigError)
     try:
         PathSchedule(**sched)
-    except (ScheduleError, TypeError) as exc:
+    except ScheduleError as exc:
         raise TrainConfigError(str(exc)) from exc
-    positive = ("batch_size", "lr", "log_every", "val_every", "checkpoint_every")
-    for k in positive:
-        if not isinstance(out[k], (int, float)) or out[k] <= 0:
-            raise TrainConfigError(f"train.{k}: {out[k]!r} must be a positive number")
-    for k in ("epochs", "max_steps", "workers", "threads"):
-        if not isinstance(out[k], int) or out[k] < 0:
-            raise TrainConfigError(f"train.{k}: {out[k]!r} must be an integer >= 0")
+    check_values(out, TRAIN_RULES, "train", TrainConfigError)
     if out["epochs"] == 0 and out["max_steps"] == 0:
         raise TrainConfigError("train.epochs / train.max_steps: give at least one of them")
     if not 0 < out["lr_end"] <= out["lr"]:
         raise TrainConfigError(f"train.lr_end: {out['lr_end']} must be in (0, lr = {out['lr']}]")
-    if out["device"] not in ("auto", "cpu", "cuda"):
-        raise TrainConfigError(f"train.device: '{out['device']}' must be auto, cpu or cuda")
     return out
 
 
@@ -144,6 +163,9 @@ def _check_data(d: dict, base: Path) -> dict:
     for k in d:
         if k not in DATA_KEYS[kind]:
             raise TrainConfigError(f"data.{k}: unknown key for kind '{kind}'; valid keys: {sorted(DATA_KEYS[kind])}")
+    check_values(d, DATA_RULES, "data", TrainConfigError)
+    _check_augment(d.get("augment"))
+    _check_embodied(d.get("embodied"))
     if kind == "synthetic":
         for k in ("train_seeds", "val_seeds"):
             seeds = d.get(k)
@@ -167,6 +189,10 @@ def _check_data(d: dict, base: Path) -> dict:
                     raise TrainConfigError(f"data.{k}: '{p}' does not exist; download KITTI raw + annotated "
                                            "depth and point this key at it")
                 d[k] = str(p)
+        # KittiDataset reads depth only from gt_root: without it every frame would train on no ground truth
+        if not d.get("gt_root"):
+            raise TrainConfigError("data.gt_root: missing; give the annotated depth folder (the split file's depth "
+                                   "paths are relative to it; the same folder as data.raw_root if they are there)")
         if d.get("crop", "kb") not in ("kb", "none"):
             raise TrainConfigError(f"data.crop: '{d['crop']}' must be kb or none")
     else:
@@ -184,11 +210,47 @@ def _check_data(d: dict, base: Path) -> dict:
     return d
 
 
+def _check_augment(aug: Any) -> None:
+    """data.augment is parsed again by make_datasets; checked here so that a typo stops the start."""
+    from .augment import AugmentConfig, AugmentError
+
+    if aug is None:
+        return
+    if not isinstance(aug, dict):
+        raise TrainConfigError(f"data.augment: expected a mapping (flip, scale, color, enabled), got {aug!r}")
+    check_values(aug, AUGMENT_RULES, "data.augment", TrainConfigError)
+    try:
+        AugmentConfig.from_dict(aug, prefix="data.augment")
+    except AugmentError as exc:
+        raise TrainConfigError(str(exc)) from exc
+
+
+def _check_embodied(emb: Any) -> None:
+    """data.embodied, as make_datasets will build it, with errors under its key path."""
+    from ..embodied import EmbodiedConfig
+
+    if emb is None:
+        return
+    if not isinstance(emb, dict):
+        raise TrainConfigError(f"data.embodied: expected a mapping of EmbodiedConfig settings, got {emb!r}")
+    known = sorted(EmbodiedConfig.__dataclass_fields__)
+    for k in emb:
+        if k not in known:
+            raise TrainConfigError(f"data.embodied.{k}: unknown key; valid keys: {known}")
+    try:
+        EmbodiedConfig.from_dict(emb)
+    except (ValueError, TypeError) as exc:  # EmbodiedConfigError / LabelError, or a value of the wrong type
+        msg = str(exc).replace("EmbodiedConfig.", "data.embodied.").replace("ClassGroups:", "data.embodied.groups:")
+        if not msg.startswith("data.embodied"):
+            msg = f"data.embodied: {msg}"
+        raise TrainConfigError(msg) from exc
+
+
 def _resolve(p: str, base: Path) -> Path:
     p = Path(str(p)).expanduser()
     if p.is_absolute():
         return p
-    cand = _project_root(base) / p
+    cand = project_root(base) / p
     return cand.resolve()
 
 

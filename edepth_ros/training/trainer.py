@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import random
@@ -31,7 +32,8 @@ from .schedule import PathSchedule
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN/inf; the message names the step and the last good checkpoint."""
+    """The loss, the gradient or the weights became NaN/inf; the message names the step and the last
+    good checkpoint."""
 
 
 LOG_FIELDS = ["step", "epoch", "path", "loss", "silog", "kl_text", "kl_eps", "conf", "lr", "grad_norm",
@@ -63,6 +65,11 @@ def make_datasets(cfg: TrainConfig, progress: bool = True):
     emb = EmbodiedConfig.from_dict(d["embodied"]) if d.get("embodied") else None
     text = TextSource(cfg.text["encoder"], cfg.text["model"], cfg.text["cache_dir"], cfg.text["max_objects"]) \
         if cfg.model.text_vae else None
+    if text is not None:  # before rendering and describing every scene: one probe sentence (cached)
+        dim = int(text.cache.get(["a road."]).shape[0])
+        if dim != cfg.model.text_dim:
+            raise TrainConfigError(f"model.text_dim: {cfg.model.text_dim} but text.encoder '{cfg.text['encoder']}' "
+                                   f"gives {dim}-d embeddings; set model.text_dim: {dim}")
     common = dict(input_size=cfg.model.input_size, embodied=emb, text=text, seed=cfg.train["seed"],
                   max_depth=cfg.model.max_depth)
     if d["kind"] == "synthetic":
@@ -84,12 +91,20 @@ def make_datasets(cfg: TrainConfig, progress: bool = True):
     for ds in (train, val):
         if ds is not None:
             ds.prepare_text(progress)
-    if text is not None:  # the model's text_dim must match the encoder: check on one sample, at start
-        dim = int(train[0]["text"].shape[0])
-        if dim != cfg.model.text_dim:
-            raise TrainConfigError(f"model.text_dim: {cfg.model.text_dim} but the text encoder "
-                                   f"'{cfg.text['encoder']}' gives {dim}-d embeddings; set model.text_dim: {dim}")
     return train, val
+
+
+def first_nonfinite(net) -> Optional[str]:
+    """Name of the first parameter or buffer holding NaN/inf, or None when all are finite."""
+    for name, t in (net.module if hasattr(net, "module") else net).state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return name
+    return None
+
+
+def json_safe(value):
+    """Plain JSON types (YAML dates become strings): what weights_only torch.load accepts."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def poly_lr(step: int, total: int, lr: float, lr_end: float, power: float = 0.9) -> float:
@@ -129,8 +144,11 @@ def evaluate(net: DepthNet, dataset, batch_size: int = 8, device="cpu", use_text
     return {k: float(m[k]) for k in METRIC_NAMES}
 
 
-def embodied_baseline(dataset) -> dict:
-    """Metrics of the embodied depth alone (no network) on the same frames, for the ablation."""
+def embodied_baseline(dataset, max_depth: Optional[float] = None) -> dict:
+    """Metrics of the embodied depth alone (no network) on the same frames, for the ablation.
+
+    max_depth: the evaluated range; by default the dataset's (model.max_depth, as the network is scored).
+    """
     from ..metrics import METRIC_NAMES, depth_metrics, mean_metrics
 
     per_frame = []
@@ -138,7 +156,8 @@ def embodied_baseline(dataset) -> dict:
         s = dataset[i]
         d = s["embodied"][0]
         per_frame.append(depth_metrics(np.where(d > 0, d, np.nan), np.where(s["depth"][0] > 0, s["depth"][0], np.nan),
-                                       max_depth=80.0, crop=None))
+                                       max_depth=float(max_depth if max_depth is not None else dataset.max_depth),
+                                       crop=None))
     m = mean_metrics(per_frame)
     return {k: float(m[k]) for k in METRIC_NAMES}
 
@@ -193,7 +212,8 @@ def frozen_parameters(net) -> dict[str, list]:
 
 
 def publish(cfg: TrainConfig, out_dir: Path) -> None:
-    """Copy the deployable weights, logs and config to output.publish (e.g. models/demo/)."""
+    """Copy the deployable weights, logs and config to output.publish (e.g. models/demo/), and
+    re-export the model.onnx already there so it is not left describing the old weights."""
     import shutil
 
     cfg.publish.mkdir(parents=True, exist_ok=True)
@@ -204,6 +224,31 @@ def publish(cfg: TrainConfig, out_dir: Path) -> None:
             os.replace(tmp, cfg.publish / name)
     if cfg.source is not None:
         shutil.copyfile(cfg.source, cfg.publish / "config.yaml")
+    onnx_path = cfg.publish / "model.onnx"
+    if onnx_path.is_file() and (cfg.publish / "model.pt").is_file():
+        reexport(cfg.publish / "model.pt", onnx_path)
+
+
+def reexport(checkpoint: Path, onnx_path: Path) -> None:
+    """Export `checkpoint` over `onnx_path` at its sidecar's size; on failure say so and how to redo
+    it (the trained weights are published either way)."""
+    import sys
+
+    from ..model_io import read_sidecar, stale_export
+
+    try:
+        spec = read_sidecar(onnx_path)
+        if spec.text:  # the deployment's own descriptions cannot be recovered exactly from the sidecar
+            raise RuntimeError(f"it was exported with --text; {stale_export(spec, onnx_path)}")
+        from ..export import DEFAULT_OPSET, export_onnx
+
+        export_onnx(checkpoint, spec.height, spec.width, None, onnx_path, dynamic_batch=spec.dynamic_batch,
+                    opset=spec.opset or DEFAULT_OPSET, exporter=spec.parity.get("exporter") or "torchscript")
+        print(f"re-exported {onnx_path} from {checkpoint}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - a failed export must not lose the trained model
+        print(f"WARNING: {onnx_path} was not re-exported ({type(exc).__name__}: {exc}); it still holds the "
+              f"previous model: run `edepth export --checkpoint {checkpoint} --out {onnx_path} ...`",
+              file=sys.stderr)
 
 
 def train(config, resume: bool = False, progress: bool = True, datasets=None,
@@ -300,11 +345,25 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
     t_start = time.time()
     summary: dict = {}
 
+    train_config = json_safe(cfg.raw)  # a YAML date would make the checkpoint unloadable with weights_only
+
+    def diverged(what: str, epoch_now: int, path_now: Optional[str] = None) -> TrainingDiverged:
+        where = f"'{latest}' (step {last_good})" if last_good is not None else "none written yet"
+        during = f"epoch {epoch_now}, {path_now} path" if path_now else f"epoch {epoch_now}"
+        return TrainingDiverged(
+            f"{what} at step {step} ({during}); training stopped. "
+            f"Last good checkpoint: {where}. Lower train.lr, check the data, or resume with --resume")
+
     def checkpoint(epoch_now: int, path: Path = latest, with_opt: bool = True) -> None:
+        # last guard: never replace a good file with NaN weights. Every rank calling this checks
+        # its own copy, which DDP keeps identical, so ranks stop together at latest.pt.
+        bad = first_nonfinite(net)
+        if bad is not None:
+            raise diverged(f"weights are not finite ('{bad}'); '{path.name}' not written", epoch_now)
         if rank != 0:
             return
         extra = dict(step=step, epoch=epoch_now, best_abs_rel=best, torch_rng=torch.get_rng_state(),
-                     train_config=cfg.raw)
+                     train_config=train_config)
         if with_opt:
             extra["optimizer"] = opt.state_dict()
             if scaler.is_enabled():
@@ -333,16 +392,26 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                     terms = compute_losses(ddp_net, batch, path, tc, device)
                 loss = terms["loss"]
-                if not torch.isfinite(loss):
-                    where = f"'{latest}' (step {last_good})" if last_good is not None else "none written yet"
-                    raise TrainingDiverged(
-                        f"loss is {loss.item()} at step {step} (epoch {epoch}, {path} path); training stopped. "
-                        f"Last good checkpoint: {where}. Lower train.lr, check the data, or resume with --resume")
+                # backward runs even on a NaN loss: under DDP every rank must reach the same collectives
                 scaler.scale(loss).backward()
                 for p in frozen[path]:  # DDP hands unused parameters zero grads: AdamW would still decay them
                     p.grad = None
                 scaler.unscale_(opt)
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, tc["grad_clip"])
+                # [loss, grad] not finite, one slot per rank. An fp16 GradScaler skips inf/NaN gradients
+                # itself (and lowers its scale): that is not divergence. Without it, a non-finite norm
+                # would make the clipped gradients, and after opt.step the weights, NaN.
+                bad = torch.zeros(2, world, device=device)
+                bad[0, rank] = float(not torch.isfinite(loss.detach()))
+                bad[1, rank] = float(not scaler.is_enabled() and not torch.isfinite(grad_norm))
+                if world > 1:  # agree, so no rank quits while the others wait for it in a collective
+                    dist.all_reduce(bad)
+                if bool(bad.any()):
+                    row = 0 if bool(bad[0].any()) else 1
+                    ranks = ", ".join(str(r) for r in bad[row].nonzero().flatten().tolist())
+                    what = ("loss is not finite (NaN/inf)" if row == 0 else
+                            "gradient norm is not finite (NaN/inf) with a finite loss")
+                    raise diverged(what + (f" on rank {ranks}" if world > 1 else ""), epoch, path)
                 scaler.step(opt)
                 scaler.update()
                 step += 1

@@ -1,0 +1,115 @@
+"""Bad training configs are refused when the config loads, with the key path in the message, and
+`edepth train` prints such errors as one line with a non-zero exit status instead of a traceback.
+Relative model.pretrained_path resolves like the data paths (the project root), not the cwd."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import yaml
+
+from edepth_ros.training import TrainConfig, TrainConfigError
+
+
+def base_config(out) -> dict:
+    return dict(model=dict(arch="demo"), data=dict(kind="synthetic", train_seeds=[0]),
+                train=dict(max_steps=1), output=dict(dir=str(out)))
+
+
+def synthetic(**over) -> dict:
+    return {"data": {"kind": "synthetic", "train_seeds": [0], **over}}
+
+
+@pytest.mark.parametrize("patch, message", [
+    ({"data": None}, "data: expected a mapping"),
+    (synthetic(augment={"flipp": 0.5}), r"data\.augment\.flipp: unknown key"),
+    (synthetic(augment={"flip": "often"}), r"data\.augment\.flip: expected a number in \[0, 1\]"),
+    (synthetic(embodied={"inpaint_scal": 0.5}), r"data\.embodied\.inpaint_scal: unknown key"),
+    (synthetic(embodied={"inpaint_scale": 2.0}), r"data\.embodied\.inpaint_scale: 2\.0; must be in \[0, 1\]"),
+    (synthetic(frames_per_seed=0), r"data\.frames_per_seed: expected a positive integer"),
+    ({"text": {"encoder": "clipp"}}, r"text\.encoder: expected 'sentence-transformers' .*got 'clipp'"),
+    ({"train": {"max_steps": 1, "grad_clip": -1}}, r"train\.grad_clip: expected a positive number"),
+    ({"train": {"max_steps": 1, "schedule": {"p_text": "0.1"}}}, r"train\.schedule\.p_text: expected a number"),
+    ({"train": {"max_steps": 1, "lr": "1e-3"}}, r"train\.lr: .*got '1e-3'; write the number without quotes"),
+    ({"model": {"arch": "demo", "fusion_dim": "64"}}, r"model\.fusion_dim: expected a positive integer, got '64'"),
+])
+def test_bad_values_are_named_at_load(tmp_path, patch, message):
+    cfg = base_config(tmp_path / "out")
+    cfg.update(patch)
+    with pytest.raises(TrainConfigError, match=message):
+        TrainConfig.from_dict(cfg)
+
+
+def test_kitti_without_ground_truth_is_refused(tmp_path):
+    """KittiDataset reads depth only from data.gt_root: without it, it would train on no ground truth."""
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "split.txt").write_text("a/b.png c/d.png 721.5\n")
+    kitti = {"kind": "kitti", "raw_root": str(tmp_path / "raw"), "train_split": str(tmp_path / "split.txt")}
+    cfg = {**base_config(tmp_path / "out"), "data": kitti}
+    with pytest.raises(TrainConfigError, match=r"data\.gt_root: missing"):
+        TrainConfig.from_dict(cfg)
+    cfg["data"] = {**kitti, "gt_root": str(tmp_path / "raw")}  # depth under the raw folder: fine
+    assert TrainConfig.from_dict(cfg).data["gt_root"] == str(tmp_path / "raw")
+
+
+def test_relative_pretrained_path_is_relative_to_the_project_not_the_cwd(tmp_path, monkeypatch):
+    project = tmp_path / "proj"
+    for folder in ("edepth_ros", "models", "weights"):
+        (project / folder).mkdir(parents=True)
+    (project / "weights" / "w.safetensors").write_bytes(b"only its existence is checked at load")
+    config = project / "models" / "x.yaml"
+    (project / "clip").mkdir()
+    config.write_text(yaml.safe_dump({**base_config("runs/x"),
+                                      "model": {"arch": "demo", "pretrained_path": "weights/w.safetensors"},
+                                      "text": {"encoder": "clip", "model": "clip", "cache_dir": "cache/text"}}))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = TrainConfig.load(config)
+    assert cfg.model.pretrained_path == str(project / "weights" / "w.safetensors")
+    assert cfg.output == project / "runs" / "x"  # the same rule as every other path in the file
+    assert cfg.text["model"] == str(project / "clip") and cfg.text["cache_dir"] == str(project / "cache" / "text")
+    # the model-only loader (export, backends) resolves it the same way
+    from edepth_ros.network import model_config
+
+    assert model_config(config).pretrained_path == str(project / "weights" / "w.safetensors")
+
+
+def _run_cli(config):
+    from edepth_ros.commands import train as command
+
+    return command.run(argparse.Namespace(config=str(config), resume=False, output=None, max_steps=None,
+                                          no_progress=True))
+
+
+def test_cli_names_a_typo_and_exits_non_zero(tmp_path, capsys):
+    config = tmp_path / "typo.yaml"
+    config.write_text(yaml.safe_dump({**base_config(tmp_path / "out"),
+                                      **synthetic(embodied={"inpaint_scal": 0.5})}))
+    assert _run_cli(config) == 2
+    assert "data.embodied.inpaint_scal: unknown key" in capsys.readouterr().err
+
+
+def _error(kind: str) -> Exception:
+    from edepth_ros.embodied import EmbodiedConfigError
+    from edepth_ros.network import NetworkConfigError
+    from edepth_ros.network.text import TextError
+    from edepth_ros.training.augment import AugmentError
+
+    return {"augment": AugmentError, "embodied": EmbodiedConfigError, "text": TextError,
+            "network": NetworkConfigError}[kind](f"{kind}.key: what to do")
+
+
+@pytest.mark.parametrize("kind", ["augment", "embodied", "text", "network"])
+def test_cli_prints_errors_raised_after_load_without_a_traceback(tmp_path, capsys, monkeypatch, kind):
+    """Errors found only once training starts (a CLIP folder, a weights file timm cannot read)."""
+    import edepth_ros.training
+
+    def failing_train(*args, **kwargs):
+        raise _error(kind)
+
+    monkeypatch.setattr(edepth_ros.training, "train", failing_train)
+    config = tmp_path / "ok.yaml"
+    config.write_text(yaml.safe_dump(base_config(tmp_path / "out")))
+    assert _run_cli(config) == 2
+    assert capsys.readouterr().err.strip() == f"edepth train: {kind}.key: what to do"
