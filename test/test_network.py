@@ -252,7 +252,7 @@ def test_checkpoint_of_pretrained_model_loads_without_the_weights_file(tmp_path,
         assert torch.equal(net(rgb, emb)["depth"], loaded_again(rgb, emb)["depth"])
 
 
-@pytest.mark.parametrize("damage", ["empty file", "string entry", "model not a dict"])
+@pytest.mark.parametrize("damage", ["empty file", "flipped bytes", "string entry", "model not a dict"])
 def test_damaged_checkpoint_is_a_checkpoint_error_naming_the_file(tmp_path, damage):
     from edepth_ros.network.checkpoint import load_state_strict
 
@@ -261,6 +261,11 @@ def test_damaged_checkpoint_is_a_checkpoint_error_naming_the_file(tmp_path, dama
     payload = torch.load(path, weights_only=True)
     if damage == "empty file":
         path.write_bytes(b"")
+    elif damage == "flipped bytes":  # inside a weight's data: the zip still reads, the digest does not match
+        data = bytearray(path.read_bytes())
+        middle = len(data) // 2
+        data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+        path.write_bytes(bytes(data))
     elif damage == "string entry":
         payload["model"]["decoder.depth_head.bias"] = "x"
         torch.save(payload, path)
@@ -269,7 +274,7 @@ def test_damaged_checkpoint_is_a_checkpoint_error_naming_the_file(tmp_path, dama
         torch.save(payload, path)
     with pytest.raises(CheckpointError, match=re.escape(f"checkpoint '{path}'") + ".*previous checkpoint"):
         load_checkpoint(path)
-    if damage != "empty file":  # and nothing of it is copied into a model
+    if damage in ("string entry", "model not a dict"):  # and nothing of it is copied into a model
         before = {k: v.clone() for k, v in net.state_dict().items()}
         with pytest.raises(CheckpointError):
             load_state_strict(net, payload["model"])

@@ -7,6 +7,7 @@ weight is copied: a corrupt or mismatched file raises ``CheckpointError``, never
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -28,7 +29,8 @@ def save_checkpoint(path: str | os.PathLike, net, extra: dict[str, Any] | None =
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in _unwrap(net).state_dict().items()}
-    payload = {"format": FORMAT, "config": _unwrap(net).cfg.to_dict(), "model": state}
+    payload = {"format": FORMAT, "config": _unwrap(net).cfg.to_dict(), "model": state,
+               "model_sha256": state_digest(state)}
     payload.update(extra or {})
     # a writer killed with -9 leaves its temporary file behind: clear those first, or they pile up
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
@@ -46,6 +48,17 @@ def save_checkpoint(path: str | os.PathLike, net, extra: dict[str, Any] | None =
             os.unlink(tmp)
         raise
     return path
+
+
+def state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes: torch.load does not check its zip
+    records' CRCs, so bytes flipped on disk would otherwise load as silently wrong weights."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key]
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy())
+    return h.hexdigest()
 
 
 def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -68,6 +81,12 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     for key in ("config", "model"):
         if key not in payload:
             raise CheckpointError(f"checkpoint '{path}': missing field '{key}'")
+    digest = payload.get("model_sha256")  # absent in checkpoints written before it was added
+    state = payload["model"]
+    if digest is not None and isinstance(state, Mapping) and all(isinstance(v, torch.Tensor) for v in state.values()):
+        if state_digest(state) != digest:
+            raise CheckpointError(f"checkpoint '{path}': its weights do not match the sha256 written with them; "
+                                  "the file was damaged after it was written: retrain or use the previous checkpoint")
     return payload
 
 
