@@ -25,12 +25,14 @@ def _truthy(text: str) -> bool:
     return text.strip().lower() in ("true", "1", "yes", "on")
 
 
-def _rviz_config(share: str, camera: str) -> str:
-    """The package's RViz config with its topics moved into the camera namespace."""
+def _rviz_config(share: str, camera: str, image: str = "image_raw") -> str:
+    """The package's RViz config with its topics moved into the camera namespace, and its image
+    display on the `image` argument's topic."""
     template = os.path.join(share, "config", "edepth.rviz")
     with open(template) as f:
         text = f.read()
     prefix = "/" + camera.strip("/") + "/" if camera.strip("/") else "/"
+    text = text.replace("/camera/image_raw", "/camera/" + image.strip("/"))
     text = text.replace("/camera/", prefix)
     out = os.path.join(tempfile.gettempdir(), f"edepth_{camera.strip('/').replace('/', '_') or 'root'}.rviz")
     with open(out, "w") as f:
@@ -71,7 +73,7 @@ def launch_setup(context, *args, **kwargs):
                 package="rviz2",
                 executable="rviz2",
                 name="edepth_rviz",
-                arguments=["-d", _rviz_config(share, camera),
+                arguments=["-d", _rviz_config(share, camera, image),
                            "-f", LaunchConfiguration("fixed_frame").perform(context)],
                 parameters=[{"use_sim_time": use_sim_time}],
                 output="screen",
@@ -94,7 +96,8 @@ def generate_launch_description():
         DeclareLaunchArgument("model", default_value="",
                               description="model file (.onnx/.engine/.pt); empty keeps the params file's value"),
         DeclareLaunchArgument("backend", default_value="",
-                              description="auto|onnxruntime|torch|tensorrt|embodied; empty keeps the params file's value"),
+                              description="auto|onnxruntime|onnxruntime-cpu|onnxruntime-cuda|torch|tensorrt|embodied; "
+                                          "empty keeps the params file's value"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="use /clock (true when replaying a bag)"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with config/edepth.rviz"),

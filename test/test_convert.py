@@ -130,6 +130,21 @@ def test_camera_info_round_trip_and_checks():
         convert.camera_info_key(copy)[4:]
 
 
+def test_image_rect_camera_info_that_keeps_d_uses_p_when_told():
+    """image_proc's image_rect topics keep the camera's D in camera_info: the node's
+    image_rectification parameter says the image is rectified, so P is used and nothing undistorted."""
+    from edepth_ros.ros.node import RECTIFIED
+
+    info = convert.camera_info_from_model(CameraModel.from_intrinsics(700.0, 710.0, 15.0, 10.0, W, H))
+    info.d = [-0.3, 0.1, 0.0, 0.0, 0.0]
+    info.p = [650.0, 0.0, 14.0, 0.0, 0.0, 650.0, 9.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    auto = convert.camera_model_from_info(info, rectified=RECTIFIED["auto"])
+    assert not auto.rectified and auto.fx == 700.0  # D non-zero: taken for a raw, distorted image
+    rect = convert.camera_model_from_info(info, rectified=RECTIFIED["rectified"])
+    assert rect.rectified and rect.fx == 650.0 and rect.D.size == 0
+    assert not convert.camera_model_from_info(info, rectified=RECTIFIED["raw"]).rectified
+
+
 def test_point_cloud_message_layout():
     cam = CameraModel.from_intrinsics(40.0, 40.0, 15.0, 10.0, W, H)
     depth = np.full((H, W), 4.0, np.float32)
@@ -143,6 +158,7 @@ def test_point_cloud_message_layout():
     np.testing.assert_array_equal(back.view(np.uint32), pts.reshape(-1, 4).view(np.uint32))
     flat = convert.cloud_to_msg(cloud_array(depth, cam), header())
     assert flat.height == 1 and flat.width == H * W - 1 and [f.name for f in flat.fields] == ["x", "y", "z"]
+    assert flat.is_dense  # valid points only
 
 
 def test_colorize_depth_near_warm_far_cold_invalid_black():

@@ -124,6 +124,8 @@ def test_launch_logic_builds_the_node_and_rviz(monkeypatch):
     rviz_file = Path(rviz["arguments"][1])
     text = rviz_file.read_text()
     assert "/front_cam/depth/colored" in text and "/front_cam/points" in text and "/camera/" not in text
+    # the image display follows the image argument (the node's input), not a fixed image_raw
+    assert "/front_cam/image_rect_color" in text and "image_raw" not in text
     assert rviz["arguments"][2:] == ["-f", "base_link"] and rviz["parameters"] == [{"use_sim_time": True}]
     # rviz off, and an empty model/backend keeps the params file's values
     rec = _load_with_standins(_values(rviz="false", backend="", use_sim_time="false"), PROJECT)

@@ -91,6 +91,9 @@ def test_node_refuses_to_start_with_a_bad_parameter_and_names_it(tmp_path):
     assert out.returncode == 2 and "camera_height" in out.stderr, out.stderr
     out = _run_node(tmp_path, 50, {"backend": "embodied", "qos.depth.reliability": "sometimes"})
     assert out.returncode == 2 and "'qos.depth.reliability' = 'sometimes' is not one of" in out.stderr, out.stderr
+    # a misspelt name is not silently ignored (the node does not declare from overrides)
+    out = _run_node(tmp_path, 50, {"backend": "embodied", "points.decimaton": 4})
+    assert out.returncode == 2 and "unknown parameter(s) points.decimaton" in out.stderr, out.stderr
 
 
 @pytest.mark.ros

@@ -193,12 +193,13 @@ def label_image_to_numpy(msg) -> np.ndarray:
 # ---------------------------------------------------------------------------------- CameraInfo
 
 
-def camera_model_from_info(msg, frame_id: Optional[str] = None):
+def camera_model_from_info(msg, frame_id: Optional[str] = None, rectified: Optional[bool] = None):
     """CameraModel from a sensor_msgs/CameraInfo (rclpy or rosbags). Raises CameraModelError
-    (a ValueError naming the field) for uncalibrated / NaN intrinsics."""
+    (a ValueError naming the field) for uncalibrated / NaN intrinsics. rectified: None decides
+    from D (all zero = rectified); True for an image_rect topic whose CameraInfo still carries D."""
     from ..camera import CameraModel
 
-    return CameraModel.from_camera_info(msg, frame_id=frame_id)
+    return CameraModel.from_camera_info(msg, frame_id=frame_id, rectified=rectified)
 
 
 def camera_info_key(msg) -> tuple:
@@ -328,8 +329,8 @@ def camera_info_with_header(info, header):
 
 def cloud_to_msg(points: np.ndarray, header=None):
     """PointCloud2 from interleaved float32 points (N, C) or organised (H, W, C), C = 3 (x, y, z)
-    or 4 (x, y, z, rgb packed float32) as built by ``pointcloud.cloud_array``. is_dense is false
-    (organised clouds carry NaN points)."""
+    or 4 (x, y, z, rgb packed float32) as built by ``pointcloud.cloud_array``. is_dense: no NaN/inf
+    point (organised clouds carry NaN points where there is no depth)."""
     from sensor_msgs.msg import PointCloud2, PointField
 
     points = np.asarray(points)
@@ -346,7 +347,7 @@ def cloud_to_msg(points: np.ndarray, header=None):
     msg.is_bigendian = False
     msg.point_step = 4 * c
     msg.row_step = msg.point_step * int(w)
-    msg.is_dense = False
+    msg.is_dense = bool(np.isfinite(points[..., :3]).all())
     msg.data = _bytes_array(points)
     return msg
 
@@ -396,7 +397,8 @@ class CloudMessageBuilder:
         msg.is_bigendian = False
         msg.point_step = 4 * c
         msg.row_step = msg.point_step * int(w)
-        msg.is_dense = False
+        # an unorganised cloud holds valid points only; an organised one has NaN where there is no depth
+        msg.is_dense = not organised or bool(np.isfinite(pts[..., 2]).all())
         msg.data = buf
         return msg
 

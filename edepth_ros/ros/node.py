@@ -101,6 +101,9 @@ def _percentiles(values) -> tuple[float, float]:
     return float(np.median(a)), float(np.percentile(a, 95))
 
 
+RECTIFIED = {"auto": None, "rectified": True, "raw": False}  # image_rectification -> CameraModel's rectified
+
+
 class SkipFrame(Exception):
     """A frame that cannot be processed: ``key`` groups the warning, the text names the problem."""
 
@@ -393,7 +396,8 @@ class EdepthNode(Node):
         key = convert.camera_info_key(info) + (image_frame,)
         if key != self._camera_key:
             try:
-                camera = convert.camera_model_from_info(info, frame_id=image_frame)
+                camera = convert.camera_model_from_info(info, frame_id=image_frame, rectified=RECTIFIED[
+                    self.cfg["image_rectification"]])
             except ValueError as exc:  # CameraModelError names the field
                 self._camera_key = None
                 raise SkipFrame("camera_info_invalid", f"camera_info is unusable: {exc}") from None

@@ -86,6 +86,10 @@ PARAMS: tuple[ParamSpec, ...] = tuple([
     ParamSpec("image_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: "
               "sensor_msgs/CompressedImage on 'image/compressed' (what bags usually hold).",
               choices=("raw", "compressed")),
+    ParamSpec("image_rectification", "auto", "auto: the image is rectified when camera_info's D is all zero; "
+              "rectified: it is (image_rect, image_rect_color: P is used even though camera_info still "
+              "carries D); raw: it is distorted, and rays are undistorted with K and D.",
+              choices=("auto", "rectified", "raw")),
     # extrinsics
     ParamSpec("ground_frame", "base_footprint", "tf frame whose z = 0 plane is the road (REP 105)."),
     ParamSpec("use_tf", True, "Take the camera pose from tf (ground_frame -> image frame at the image stamp) "
@@ -109,7 +113,7 @@ PARAMS: tuple[ParamSpec, ...] = tuple([
     ParamSpec("publish.colored", True, "Publish depth/colored (rgb8 colour map for RViz / Foxglove)."),
     ParamSpec("publish.points", True, "Publish points (PointCloud2 in the optical frame)."),
     ParamSpec("points.decimation", 2, "Keep every N-th pixel in x and y for the point cloud.", range=(1, 64)),
-    ParamSpec("points.organised", False, "Organised cloud (H x W, NaN for invalid) instead of valid points only."),
+    ParamSpec("points.organised", False, "Organised cloud (the decimated image grid, NaN for invalid) instead of valid points only."),
     ParamSpec("points.max_range", 50.0, "Points deeper than this (metres, along the optical axis) are left out.",
               range=(0.1, 1000.0)),
     ParamSpec("points.color", True, "Add the packed rgb field from the input image."),
@@ -155,10 +159,15 @@ def _check_one(spec: ParamSpec, value: Any) -> Any:
     return value
 
 
+# parameters rclpy itself reads (they may be in any node's params file)
+ROS_OWN = {"use_sim_time", "start_type_description_service"}
+ROS_OWN_PREFIXES = ("qos_overrides.",)
+
+
 def validate(values: dict) -> dict:
     """Defaults overlaid with ``values``, each checked; cross-parameter rules too. Unknown names
     raise (a misspelt parameter in a params file would otherwise be silently ignored)."""
-    unknown = sorted(set(values) - set(SPECS) - {"use_sim_time"})
+    unknown = sorted(n for n in set(values) - set(SPECS) - ROS_OWN if not n.startswith(ROS_OWN_PREFIXES))
     if unknown:
         raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}; see docs/node.md for the list")
     out = defaults()
@@ -256,10 +265,16 @@ def declare_all(node) -> dict:
         try:
             param = node.declare_parameter(spec.name, spec.default, desc)
         except ParameterException as exc:
-            hint = " (write floats with a decimal point, e.g. 2.0)" if spec.kind is float else ""
+            # rclpy refuses an integer for a float parameter: the usual cause is "2" written for 2.0
+            hint = " (write floats with a decimal point, e.g. 2.0)" if spec.kind is float and "type" in str(exc) else ""
             raise ParameterError(f"parameter '{spec.name}': {exc}{hint}; allowed: "
                                  f"{spec.constraints() or spec.kind.__name__}") from exc
         values[spec.name] = param.value
+    # the node does not declare from overrides, so a misspelt name in a params file or on the command
+    # line would be silently ignored; rclpy keeps no public list of the overrides it was given
+    given = getattr(node, "_parameter_overrides", None) or {}
+    values.update({name: p.value for name, p in given.items()
+                   if name not in SPECS and not name.startswith(ROS_OWN_PREFIXES) and name not in ROS_OWN})
     return validate(values)
 
 
