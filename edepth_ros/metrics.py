@@ -76,10 +76,11 @@ def _same_shape(pred, gt) -> tuple[np.ndarray, np.ndarray]:
 
 def valid_mask(pred: np.ndarray, gt: np.ndarray, min_depth: float = MIN_DEPTH,
                max_depth: float = MAX_DEPTH, crop: str | None = "garg") -> np.ndarray:
-    """Pixels that count: finite gt in (min_depth, max_depth), inside the crop, finite prediction."""
+    """Pixels that count: finite gt in (min_depth, max_depth), inside the crop, a prediction (not NaN;
+    +-inf is clamped to the depth range, as the peers' evaluation code does)."""
     pred, gt = _same_shape(pred, gt)
     with np.errstate(invalid="ignore"):
-        mask = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth) & np.isfinite(pred)
+        mask = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth) & ~np.isnan(pred)
     c = crop_mask(gt.shape[0], gt.shape[1], crop)
     if c is not None:
         mask &= c
@@ -91,19 +92,20 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, min_depth: float = MIN_DEPTH
     """The nine metrics of one frame: dict name -> float (NaN when no pixel is valid).
 
     pred, gt: (H, W) metres, NaN (or <= min_depth in gt) where there is no value. Pixels with a
-    NaN prediction are left out; ``prediction_coverage`` says how many that were.
+    NaN prediction are left out; ``prediction_coverage`` says how many that were. Predictions,
+    +-inf included, are clamped to [min_depth, max_depth].
     """
     return score_frame(pred, gt, min_depth, max_depth, crop, bins=None).metrics
 
 
 def prediction_coverage(pred: np.ndarray, gt: np.ndarray, min_depth: float = MIN_DEPTH,
                         max_depth: float = MAX_DEPTH, crop: str | None = "garg") -> float:
-    """Fraction of valid ground-truth pixels that have a finite prediction (1.0 for dense output)."""
+    """Fraction of valid ground-truth pixels that have a prediction, not NaN (1.0 for dense output)."""
     gt_ok = valid_mask(np.zeros_like(gt), gt, min_depth, max_depth, crop)
     n = int(gt_ok.sum())
     if n == 0:
         return float("nan")
-    return float((gt_ok & np.isfinite(pred)).sum()) / n
+    return float((gt_ok & ~np.isnan(pred)).sum()) / n
 
 
 def mean_metrics(per_frame: list[dict]) -> dict:
@@ -264,7 +266,7 @@ def score_frame(pred: np.ndarray, gt: np.ndarray, min_depth: float = MIN_DEPTH, 
     pred, gt = _same_shape(pred, gt)
     if gt_mask is None:
         gt_mask = gt_valid_mask(gt, min_depth, max_depth, crop)
-    mask = gt_mask & np.isfinite(pred)
+    mask = gt_mask & ~np.isnan(pred)  # +-inf stays: clipped to [min_depth, max_depth] below
     g = gt[mask].astype(np.float32, copy=False)
     p = np.clip(pred[mask].astype(np.float32, copy=False), min_depth, max_depth)
     gt_ok = int(np.count_nonzero(gt_mask))

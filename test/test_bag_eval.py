@@ -99,6 +99,44 @@ def test_missing_topic_and_missing_camera_info(bag, pipeline, tmp_path):
         be.evaluate_bag(bag, pipeline, progress=False, **TOPICS)
 
 
+def test_labels_are_found_however_many_arrive_before_the_image_is_scored(bag, pipeline, tmp_path):
+    """A fast camera: many label images arrive in the 2 s before a frame is scored (a 32-deep
+    buffer once dropped the frame's own label there, silently falling back to the segmenter)."""
+    import dataclasses
+
+    flood = tmp_path / "flood"
+    with bio.BagReader(bag) as r, bio.BagWriter(flood) as w:
+        for topic, mt, t, raw in r.messages():
+            w.add_topic(topic, mt)
+            w.write_raw(topic, t, raw)
+            if topic == "/camera/semantic":  # 40 more label images with other stamps, 1 ms apart
+                msg = r.deserialize(raw, mt)
+                for k in range(1, 41):
+                    stamp = dataclasses.replace(msg.header.stamp, nanosec=(msg.header.stamp.nanosec + k * 10 ** 6) % 10 ** 9)
+                    w.write(topic, t + k * 10 ** 6, dataclasses.replace(msg, header=dataclasses.replace(msg.header, stamp=stamp)))
+    kw = dict(depth_topic="/ground_truth/depth", labels_topic="/camera/semantic", progress=False, **TOPICS)
+    expect = be.evaluate_bag(bag, pipeline, **kw)
+    got = be.evaluate_bag(flood, pipeline, **kw)
+    assert [r["abs_rel"] for r in got.per_frame] == pytest.approx([r["abs_rel"] for r in expect.per_frame])
+    no_labels = be.evaluate_bag(bag, pipeline, depth_topic="/ground_truth/depth", progress=False, **TOPICS)
+    assert [r["abs_rel"] for r in no_labels.per_frame] != pytest.approx([r["abs_rel"] for r in expect.per_frame])
+
+
+def test_topic_of_the_wrong_type_is_named_at_start(bag, pipeline, tmp_path):
+    for kw, topic in ((dict(lidar_topic="/ground_truth/depth"), "/ground_truth/depth"),
+                      (dict(depth_topic="/lidar/points"), "/lidar/points"),
+                      (dict(depth_topic="/ground_truth/depth", image_topic="/lidar/points"), "/lidar/points")):
+        args = {**TOPICS, **kw}
+        with pytest.raises(be.BagEvalError, match=f"topic {topic} in .* holds sensor_msgs/msg/"):
+            be.evaluate_bag(bag, pipeline, progress=False, **args)
+    # an image topic of the right type but not depth: each frame skipped with the topic named
+    res = be.evaluate_bag(bag, pipeline, depth_topic="/camera/semantic", progress=False, out_dir=tmp_path / "r",
+                          plots=False, **TOPICS)
+    (reason, count), = res.skipped.items()
+    assert count == N and reason.startswith("/camera/semantic: ") and "mono8" in reason
+    assert not list((tmp_path / "r").glob("*.png"))  # plots=False writes no picture
+
+
 def test_images_without_a_near_ground_truth_are_counted(bag, pipeline):
     res = be.evaluate_bag(bag, pipeline, depth_topic="/ground_truth/depth", labels_topic="/camera/semantic",
                           max_dt=0.0, progress=False, **TOPICS)

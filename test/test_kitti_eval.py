@@ -51,6 +51,20 @@ def test_parse_both_split_formats(tmp_path):
     assert c.cam == 3 and c.image.parts[-3] == "image_03"
     with pytest.raises(ke.KittiEvalError, match="split file .* not found"):
         ke.parse_split(tmp_path / "absent.txt", tmp_path)
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")  # an image given as the split
+    with pytest.raises(ke.KittiEvalError, match="image.png is not a text file"):
+        ke.parse_split(tmp_path / "image.png", tmp_path)
+
+
+def test_summary_json_is_strict_json(tmp_path):
+    """A run with no valid pixel has NaN metrics: they are written as null, not as bare NaN."""
+    from edepth_ros.evaluation import report
+
+    report.write_json(tmp_path / "s.json", {"mean": {"abs_rel": float("nan"), "d1": np.float32(np.inf)},
+                                            "rows": [1.0, float("-inf")], "n": np.int64(3)})
+    text = (tmp_path / "s.json").read_text()
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert data == {"mean": {"abs_rel": None, "d1": None}, "rows": [1.0, None], "n": 3}
 
 
 def test_real_frames_embodied_only_with_report(tmp_path, split, kitti_dir, capsys):

@@ -36,6 +36,10 @@ def test_invalid_pixels_excluded_and_prediction_clamped():
     assert m["rmse"] == pytest.approx(math.sqrt((1 + 900) / 2))
     assert m["d1"] == 0.0 and m["d3"] == 0.5  # ratios 2 and 1.6
     assert M.prediction_coverage(pred, gt, crop=None) == pytest.approx(2 / 3)
+    # +inf is a prediction (of the far limit), clamped like 200 m, not dropped as NaN is
+    inf = M.depth_metrics(np.array([[1.0, 3.0, 3.0, 3.0, np.nan, np.inf]]), gt, crop=None)
+    assert inf == pytest.approx(m, nan_ok=True)
+    assert M.prediction_coverage(np.array([[np.inf, 3.0, 3.0, 3.0, np.nan, 1.0]]), gt, crop=None) == pytest.approx(2 / 3)
 
 
 def test_no_valid_pixel_gives_nan_and_shape_mismatch_names_shapes():

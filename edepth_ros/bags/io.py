@@ -448,6 +448,14 @@ class BagReader:
             listing = ", ".join(f"{t} ({i.msgtype}, {i.count})" for t, i in sorted(have.items()))
             raise BagError(f"bag {self.path} has no topic {', '.join(missing)}; its topics are: {listing}")
 
+    def require_types(self, expected: dict[str, tuple[str, ...]]) -> None:
+        """Each topic (name -> allowed message types) holds one of its types, or BagError naming it."""
+        have = self.topics
+        for topic, types in expected.items():
+            if topic and topic in have and have[topic].msgtype not in types:
+                raise BagError(f"topic {topic} in {self.path} holds {have[topic].msgtype}, not "
+                               f"{' or '.join(types)}; give the topic that does")
+
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, bytes]]:
         conns = self.connections(topics)
         if not conns:

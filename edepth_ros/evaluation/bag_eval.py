@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -125,6 +126,11 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
     try:
         try:
             reader.require_topics([image_topic, camera_info_topic, gt_topic] + ([labels_topic] if labels_topic else []))
+            image_types = ("sensor_msgs/msg/Image",)
+            reader.require_types({image_topic: image_types + ("sensor_msgs/msg/CompressedImage",),
+                                  camera_info_topic: ("sensor_msgs/msg/CameraInfo",),
+                                  lidar_topic: ("sensor_msgs/msg/PointCloud2",),
+                                  depth_topic: image_types, labels_topic: image_types})
         except bio.BagError as exc:
             raise BagEvalError(str(exc)) from None
         infos = _CameraInfos(reader, camera_info_topic)
@@ -137,7 +143,7 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
         max_dt_ns = int(max_dt * 1e9)
         pending: deque = deque()  # (log_t, stamp, image msg)
         gts: deque = deque()  # (log_t, stamp, gt msg)
-        labels: deque = deque(maxlen=32)
+        labels: deque = deque()  # (log_t, stamp, label msg), pruned by log time like gts
         pvt = report.PredVsTrue(max_depth)
         examples: dict = {}
         wall_start = time.perf_counter()
@@ -188,7 +194,8 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
             try:
                 rgb = bio.image_to_rgb(img)
             except ValueError as exc:
-                res.skipped[f"image not decodable: {exc}"] += 1
+                # one count per kind of failure, not per message size
+                res.skipped["image not decodable: " + re.sub(r"\d+ bytes", "N bytes", str(exc))] += 1
                 return
             if rgb.shape[:2] != (camera.height, camera.width):
                 res.skipped[f"image {rgb.shape[1]}x{rgb.shape[0]} differs from camera_info "
@@ -207,7 +214,11 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
                 pts = xyz @ T[:3, :3].T + T[:3, 3]
                 gt = lidar_to_depth(pts, camera)
             else:
-                gt = bio.depth_to_metres(gt_msg)
+                try:
+                    gt = bio.depth_to_metres(gt_msg)
+                except ValueError as exc:
+                    res.skipped[f"{depth_topic}: {exc}"] += 1
+                    return
                 if gt.shape != rgb.shape[:2]:
                     res.skipped[f"depth image {gt.shape[1]}x{gt.shape[0]} differs from the image"] += 1
                     return
@@ -224,7 +235,7 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
                 plane_source["static"] += 1
             lab = None
             if labels_topic:
-                lab = next((m for s, m in labels if s == stamp), None)
+                lab = next((m for _, s, m in labels if s == stamp), None)
                 lab = bio.labels_array(lab) if lab is not None else None
             t0 = time.perf_counter()
             out = pipeline.process(Frame(rgb=rgb, camera=camera, plane=plane, labels=lab,
@@ -244,14 +255,15 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
             if topic == image_topic:
                 pending.append((t, stamp, msg))
             elif topic == labels_topic:
-                labels.append((stamp, msg))
+                labels.append((t, stamp, msg))
             else:
                 gts.append((t, stamp, msg))
             while pending and t - pending[0][0] > window_ns:
                 resolve(pending.popleft())
             horizon = (pending[0][0] if pending else t) - 2 * window_ns
-            while gts and gts[0][0] < horizon:
-                gts.popleft()
+            for buffered in (gts, labels):
+                while buffered and buffered[0][0] < horizon:
+                    buffered.popleft()
         while pending:
             resolve(pending.popleft())
         while scoring:
@@ -279,15 +291,17 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
                     "frame_wall_ms_p95": steady.get("p95_ms", float("nan"))}
     res.notes.append(f"ground plane: {dict(plane_source) or 'none (pipeline fallback)'}")
     if out_dir is not None:
-        write_report(res, Path(out_dir), bag, gt_topic, pvt, examples, model_name or pipeline.backend.name, crop)
+        write_report(res, Path(out_dir), bag, gt_topic, pvt, examples, model_name or pipeline.backend.name, crop,
+                     plots)
     return res
 
 
-def write_report(res: BagEvalResult, out: Path, bag, gt_topic: str, pvt, examples, model_name: str, crop) -> None:
+def write_report(res: BagEvalResult, out: Path, bag, gt_topic: str, pvt, examples, model_name: str, crop,
+                 plots: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     report.write_csv(out / "per_frame.csv", res.per_frame or [{"stamp": "", "note": "no frame evaluated"}])
     res.files["per_frame_csv"] = out / "per_frame.csv"
-    if res.per_frame:
+    if res.per_frame and plots:
         res.files["error_by_distance"] = report.plot_error_by_distance(res.bins, out / "error_by_distance.png")
         res.files["pred_vs_true"] = pvt.plot(out / "pred_vs_true.png")
     if examples:

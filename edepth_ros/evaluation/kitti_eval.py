@@ -61,7 +61,12 @@ def parse_split(split_file, root, gt_root=None, calib_dir=None) -> tuple[list[Sp
     if not root.is_dir():
         raise KittiEvalError(f"KITTI root {root} is not a folder; pass --root with the raw-data folder")
     entries, bad = [], []
-    for no, line in enumerate(split_file.read_text().splitlines(), 1):
+    try:
+        text = split_file.read_text()
+    except UnicodeDecodeError:
+        raise KittiEvalError(f"split file {split_file} is not a text file; give a split list "
+                             "('<image> <ground truth> <focal>' or '<date>/<drive> <index> <l|r>' per line)") from None
+    for no, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts or parts[0].startswith("#"):
             continue
@@ -282,7 +287,7 @@ def write_report(res: KittiEvalResult, out: Path, pipeline, pvt, entries, ground
         "# KITTI depth evaluation", "",
         f"- model: {model_name or pipeline.backend.name}",
         f"- frames evaluated: {len(res.per_frame)}; skipped: {len(res.skipped)}",
-        f"- protocol: {crop} crop, ground truth {M.MIN_DEPTH:g}-{M.MAX_DEPTH:g} m, predictions clamped to that range, "
+        f"- protocol: {crop or 'no'} crop, ground truth {M.MIN_DEPTH:g}-{M.MAX_DEPTH:g} m, predictions clamped to that range, "
         "metrics averaged over frames",
         f"- ground plane for the embodied depth: {ground_text}",
         f"- latency (pipeline.process, this machine): {_lat(res.latency)}", "",

@@ -95,7 +95,18 @@ def write_json(path: Path, data) -> None:
             return str(o)
         raise TypeError(type(o).__name__)
 
-    Path(path).write_text(json.dumps(data, indent=2, default=default, allow_nan=True) + "\n")
+    Path(path).write_text(json.dumps(_strict(data), indent=2, default=default, allow_nan=False) + "\n")
+
+
+def _strict(obj):
+    """NaN / inf become null: bare NaN is not JSON, and strict parsers (jq, browsers) refuse it."""
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, (float, np.floating)) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 # ------------------------------------------------------------------------------- pictures
