@@ -49,11 +49,14 @@ class ExportReport:
 
     def summary(self) -> str:
         p = self.parity
+        if self.fp16.get("ok") is None:  # --no-fp16-check: nothing was measured, so nothing overflowed
+            fp16 = "FP16 check skipped"
+        else:
+            fp16 = (f"FP16 largest activation {self.fp16.get('max_abs', float('nan')):.4g} "
+                    f"({'ok' if self.fp16['ok'] else 'OVERFLOW'})")
         return (f"{self.onnx_path}: depth max abs diff {p.get('depth_max_abs', float('nan')):.3g} m "
                 f"(limit {p.get('depth_limit', float('nan')):.3g}), median rel {p.get('depth_median_rel', float('nan')):.2e}, "
-                f"confidence max abs {p.get('confidence_max_abs', float('nan')):.3g}; "
-                f"FP16 largest activation {self.fp16.get('max_abs', float('nan')):.4g} "
-                f"({'ok' if self.fp16.get('ok') else 'OVERFLOW'})")
+                f"confidence max abs {p.get('confidence_max_abs', float('nan')):.3g}; {fp16}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -198,3 +198,62 @@ def test_torch_from_onnx_refuses_a_changed_checkpoint(exported, tmp_path):
     sidecar_path(model).write_text(json.dumps(side))
     with pytest.raises(ModelFileError, match="retrained.pt: sha256 differs"):
         create_backend("torch", str(model))
+
+
+def test_torch_from_onnx_runs_at_the_exported_size(exported, tmp_path):
+    """An export at another size than training (README: --height 192 --width 640 on the 96x320 demo):
+    PyTorch rebuilt from the sidecar takes the export's size, as ONNX Runtime does, and agrees with it."""
+    ckpt, _ = exported
+    from edepth_ros.export import export_onnx
+
+    h, w = 64, 256  # the demo checkpoint was trained at 96x320
+    onnx_path = tmp_path / "small.onnx"
+    export_onnx(ckpt, h, w, None, onnx_path, check_fp16=False)
+    ort_b = create_backend("onnxruntime-cpu", str(onnx_path), threads=1)
+    torch_b = create_backend("torch", str(onnx_path), threads=1)
+    assert ort_b.input_size == torch_b.input_size == (h, w)
+    assert torch_b.describe()["input_size"] == (h, w)
+    rgb, emb = inputs(1, h, w)
+    d1, c1 = ort_b.infer(rgb, emb)
+    d2, c2 = torch_b.infer(rgb, emb)
+    assert d2.shape == (h, w) and np.abs(d1 - d2).max() <= 1e-3 * ort_b.max_depth
+    with pytest.raises(ModelInputError, match="'rgb'"):
+        torch_b.infer(*inputs(1))  # the training size is not this export's size
+    with pytest.raises(BackendError, match="text.*latent"):
+        create_backend("torch", str(onnx_path), text="a street")  # the .onnx has its latent baked in
+
+
+def test_backend_options_are_validated(exported):
+    """Bad option values and misspelt option names are BackendErrors naming the option."""
+    ckpt, onnx_path = exported
+    for kind, path in (("torch", onnx_path), ("onnxruntime-cpu", onnx_path)):
+        for bad in (-1, 1.5, "2"):
+            with pytest.raises(BackendError, match=f"threads={bad!r}"):
+                create_backend(kind, str(path), threads=bad)
+    with pytest.raises(BackendError, match="device='gpu'"):
+        create_backend("torch", str(ckpt), device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendError, match="device='cuda'.*no CUDA GPU.*device='cpu'"):
+            create_backend("torch", str(ckpt), device="cuda")
+    with pytest.raises(BackendError, match="precision=.int8.*fp16.*fp32"):
+        create_backend("onnxruntime-cpu", str(onnx_path), precision="int8")
+    # one provider given as a string is that provider, not its characters
+    b = create_backend("onnxruntime", str(onnx_path), providers="CPUExecutionProvider", threads=1)
+    assert b.providers == ["CPUExecutionProvider"]
+    # a misspelt option is refused, naming it and the valid ones
+    with pytest.raises(BackendError, match=r"'thread'.*valid.*'threads'"):
+        create_backend("onnxruntime-cpu", str(onnx_path), thread=1)
+    with pytest.raises(BackendError, match=r"'thread'"):
+        create_backend("auto", str(onnx_path), thread=1)
+    with pytest.raises(BackendError, match=r"torch.*'precision'.*valid.*'device'"):
+        create_backend("torch", str(ckpt), precision="fp16")  # an option of another backend
+    with pytest.raises(BackendError, match=r"'max_dept'"):
+        create_backend("embodied", None, max_dept=50.0)
+    # what the node, `edepth eval` and the demo pass to any kind (threads, max_depth) stays valid
+    for kind, path in (("auto", onnx_path), ("onnxruntime-cpu", onnx_path), ("torch", onnx_path),
+                       ("torch", ckpt), ("embodied", None), ("auto", None)):
+        b = create_backend(kind, None if path is None else str(path), threads=1, max_depth=80.0)
+        assert b.max_depth == 80.0
+    assert create_backend("embodied", None, threads=0, max_depth=50.0, input_size=(4, 5)).max_depth == 50.0
+    # auto cannot know which runtime it picks: an option of another candidate is not an error
+    assert create_backend("auto", str(ckpt), threads=1, engine_cache_dir="/tmp/x").name.startswith("torch")

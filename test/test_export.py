@@ -131,6 +131,21 @@ def test_parity_and_fp16_figures(exported):
     assert 0 < report.fp16["max_abs"] < 65504 and report.fp16["tensors_checked"] > 100
 
 
+def test_summary_says_when_the_fp16_check_was_skipped():
+    """--no-fp16-check gives fp16 {"ok": None}: the summary must not report an overflow it never looked for."""
+    from pathlib import Path
+
+    from edepth_ros.export import ExportReport
+
+    parity = {"depth_max_abs": 0.01, "depth_limit": 0.08, "depth_median_rel": 1e-5, "confidence_max_abs": 1e-4}
+    skipped = ExportReport(Path("m.onnx"), Path("m.json"), parity, {"ok": None}).summary()
+    assert "FP16 check skipped" in skipped and "OVERFLOW" not in skipped and "nan" not in skipped
+    ok = ExportReport(Path("m.onnx"), Path("m.json"), parity, {"ok": True, "max_abs": 812.0}).summary()
+    assert "FP16 largest activation 812 (ok)" in ok
+    bad = ExportReport(Path("m.onnx"), Path("m.json"), parity, {"ok": False, "max_abs": 7e4}).summary()
+    assert "OVERFLOW" in bad
+
+
 def test_text_latent_is_baked_in(exported, checkpoint):
     """The graph's output equals DeployNet with the text's (mu, sigma), and differs from another text's."""
     from edepth_ros.backends.torch_backend import load_network

@@ -179,6 +179,28 @@ def fake_tensorrt(memory: HostMemory, version: str = "10.99.0"):
 
     class Network:
         onnx_path = None
+        inputs, outputs = [], []
+
+        @property
+        def num_inputs(self):
+            return len(self.inputs)
+
+        @property
+        def num_outputs(self):
+            return len(self.outputs)
+
+        def get_input(self, i):
+            return self.inputs[i]
+
+        def get_output(self, i):
+            return self.outputs[i]
+
+    class Profile:
+        def __init__(self):
+            self.shapes = {}
+
+        def set_shape(self, name, lo, opt, hi):
+            self.shapes[name] = (tuple(lo), tuple(opt), tuple(hi))
 
     class Cache:
         def __init__(self, blob):
@@ -190,6 +212,15 @@ def fake_tensorrt(memory: HostMemory, version: str = "10.99.0"):
     class Config:
         def __init__(self):
             self.flags, self.pool, self.cache, self.int8_calibrator = set(), None, None, None
+            self.profiles = []
+
+        def add_optimization_profile(self, profile):
+            self.profiles.append(profile)
+            return len(self.profiles) - 1
+
+        def set_calibration_profile(self, profile):
+            assert profile in self.profiles
+            self.calibration_profile = profile
 
         def set_memory_pool_limit(self, kind, size):
             self.pool = (kind, size)
@@ -216,8 +247,16 @@ def fake_tensorrt(memory: HostMemory, version: str = "10.99.0"):
         def parse_from_file(self, path):
             import onnx
 
-            onnx.load(path)
+            graph = onnx.load(path).graph
+
+            def tensors(values):  # ITensor: name, shape (-1 where dynamic), dtype
+                return [types.SimpleNamespace(
+                    name=v.name, dtype=np.dtype(onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)),
+                    shape=tuple(d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim))
+                    for v in values]
+
             self.network.onnx_path = path
+            self.network.inputs, self.network.outputs = tensors(graph.input), tensors(graph.output)
             return True
 
     class Builder:
@@ -231,7 +270,19 @@ def fake_tensorrt(memory: HostMemory, version: str = "10.99.0"):
         def create_builder_config(self):
             return Config()
 
+        def create_optimization_profile(self):
+            return Profile()
+
         def build_serialized_network(self, network, config):
+            # TensorRT 10 refuses dynamic inputs without an optimization profile that covers each one
+            for t in network.inputs:
+                if -1 in t.shape:
+                    shapes = [p.shapes.get(t.name) for p in config.profiles]
+                    if not shapes or None in shapes:
+                        return None  # "Network has dynamic or shape inputs, but no optimization profile"
+                    for lo, opt, hi in shapes:
+                        assert all(a <= b <= c and (d == -1 or a == d == c)
+                                   for a, b, c, d in zip(lo, opt, hi, t.shape))
             calibrated = 0
             if config.int8_calibrator is not None:  # TensorRT pulls batches until None
                 cal = config.int8_calibrator
@@ -239,7 +290,10 @@ def fake_tensorrt(memory: HostMemory, version: str = "10.99.0"):
                     while cal.get_batch(["rgb", "embodied"]) is not None:
                         calibrated += 1
                     cal.write_calibration_cache(b"calibration table")
-            trt.builds.append({"flags": sorted(config.flags), "calibrated": calibrated})
+            build = {"flags": sorted(config.flags), "calibrated": calibrated}
+            if config.profiles:
+                build["profiles"] = [p.shapes for p in config.profiles]
+            trt.builds.append(build)
             return ("FAKEENGINE" + json.dumps({"onnx": network.onnx_path, "version": trt.__version__})).encode()
 
     class Context:
@@ -262,9 +316,10 @@ def fake_tensorrt(memory: HostMemory, version: str = "10.99.0"):
     class Engine:
         def __init__(self, onnx_path):
             self.session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-            self.io = [(i.name, "input", i.shape, np.dtype(np.uint8 if "uint8" in i.type else np.float32))
+            dims = lambda shape: tuple(d if isinstance(d, int) else -1 for d in shape)  # noqa: E731
+            self.io = [(i.name, "input", dims(i.shape), np.dtype(np.uint8 if "uint8" in i.type else np.float32))
                        for i in self.session.get_inputs()]
-            self.io += [(o.name, "output", o.shape, np.dtype(np.float32)) for o in self.session.get_outputs()]
+            self.io += [(o.name, "output", dims(o.shape), np.dtype(np.float32)) for o in self.session.get_outputs()]
             self.num_io_tensors = len(self.io)
 
         def get_tensor_name(self, i):
@@ -396,3 +451,96 @@ def test_int8_calibration(trt_env, demo_onnx, tmp_path):
     # with the calibration cache, a rebuild needs no frames
     create_backend("tensorrt", str(demo_onnx), engine_cache_dir=str(cache), precision="int8", rebuild=True)
     assert trt_env.builds[-1]["calibrated"] == 0
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(tmp_path_factory):
+    from edepth_ros.export import export_onnx
+    from edepth_ros.network import build_model
+
+    torch_mod.manual_seed(0)
+    out = tmp_path_factory.mktemp("dyn") / "dyn.onnx"
+    export_onnx(None, H, W, None, out, net=build_model("demo"), dynamic_batch=True, check_fp16=False)
+    return out
+
+
+def test_dynamic_batch_export_builds_with_a_profile(trt_env, dynamic_onnx, demo_onnx, tmp_path, capsys):
+    """TensorRT 10 needs an optimization profile for a --dynamic-batch export; max_batch sets its top."""
+    cache = tmp_path / "engines"
+    b = create_backend("tensorrt", str(dynamic_onnx), engine_cache_dir=str(cache), max_batch=4,
+                       threads=2, max_depth=80.0)  # what the node passes to every backend
+    rgb, emb = (H, W, 3), (2, H, W)
+    assert trt_env.builds[-1]["profiles"] == [{"rgb": ((1, *rgb), (1, *rgb), (4, *rgb)),
+                                               "embodied": ((1, *emb), (1, *emb), (4, *emb))}]
+    out = capsys.readouterr().out
+    assert f"--minShapes=rgb:1x{H}x{W}x3,embodied:1x2x{H}x{W}" in out
+    assert f"--maxShapes=rgb:4x{H}x{W}x3,embodied:4x2x{H}x{W}" in out
+    frame = sample()
+    depth, _ = b.infer(*frame)
+    want = ort.InferenceSession(str(dynamic_onnx), providers=["CPUExecutionProvider"]).run(
+        ["depth"], {"rgb": frame[0][None], "embodied": frame[1][None]})[0]
+    assert np.array_equal(depth, want[0, 0])
+    # the default profile is batch 1 only; another max batch is another engine
+    create_backend("tensorrt", str(dynamic_onnx), engine_cache_dir=str(cache))
+    assert trt_env.builds[-1]["profiles"][0]["rgb"][2] == (1, *rgb)
+    assert len(list(cache.glob("*.engine"))) == 2
+    for bad in (0, -2, 1.5, "4"):
+        with pytest.raises(BackendError, match=f"max_batch={bad!r}"):
+            create_backend("tensorrt", str(dynamic_onnx), engine_cache_dir=str(cache), max_batch=bad)
+    with pytest.raises(BackendError, match="max_batch=4.*static batch.*--dynamic-batch"):
+        create_backend("tensorrt", str(demo_onnx), engine_cache_dir=str(cache), max_batch=4)
+
+
+def test_onnx_and_engine_are_checked_against_the_sidecar(trt_env, demo_onnx, tmp_path):
+    """As for ONNX Runtime: the ONNX's sha256 before any build, the tensors against the sidecar."""
+    import shutil
+
+    from edepth_ros.model_io import sidecar_path
+
+    cache = tmp_path / "engines"
+    model = tmp_path / "m.onnx"
+    shutil.copy(demo_onnx, model)
+    side = json.loads(sidecar_path(demo_onnx).read_text())
+    sidecar_path(model).write_text(json.dumps({**side, "onnx_sha256": "0" * 64}))
+    with pytest.raises(ModelFileError, match="m.onnx: sha256.*onnx_sha256"):
+        create_backend("tensorrt", str(model), engine_cache_dir=str(cache))
+    wrong = {**side, "onnx_sha256": None, "inputs": {**side["inputs"], "rgb": {"shape": [1, 192, 640, 3],
+                                                                              "dtype": "uint8"}}}
+    sidecar_path(model).write_text(json.dumps(wrong))
+    with pytest.raises(ModelFileError, match="'rgb' has shape.*sidecar says"):
+        create_backend("tensorrt", str(model), engine_cache_dir=str(cache))
+    assert trt_env.builds == []  # both refused before minutes of engine build
+    # a prebuilt engine shipped with the sidecar of another export
+    create_backend("tensorrt", str(demo_onnx), engine_cache_dir=str(cache))
+    shipped = tmp_path / "shipped.engine"
+    shipped.write_bytes(next(cache.glob("*.engine")).read_bytes())
+    sidecar_path(shipped).write_text(json.dumps(side))
+    assert create_backend("tensorrt", str(shipped)).input_size == (H, W)
+    sidecar_path(shipped).write_text(json.dumps(wrong))
+    with pytest.raises(ModelFileError, match="shipped.engine: input tensor 'rgb'.*sidecar says"):
+        create_backend("tensorrt", str(shipped))
+
+
+def test_int8_engine_key_follows_the_calibration(trt_env, demo_onnx, tmp_path):
+    """Other calibration frames (or another calibration cache) give another INT8 engine, not the cached one."""
+    base = ("a" * 64, "10.3.0", "Orin", "int8")
+    assert engine_key(*base, calibration="frames:1") not in (engine_key(*base), engine_key(*base, calibration="x"))
+    assert engine_key(*base, max_batch=4) != engine_key(*base)
+    cache = tmp_path / "engines"
+    create_backend("tensorrt", str(demo_onnx), engine_cache_dir=str(cache), precision="int8",
+                   calibration_data=[sample(s) for s in range(3)])
+    create_backend("tensorrt", str(demo_onnx), engine_cache_dir=str(cache), precision="int8",
+                   calibration_data=[sample(s) for s in range(3)])
+    assert len(trt_env.builds) == 1  # same frames: the cached engine
+    create_backend("tensorrt", str(demo_onnx), engine_cache_dir=str(cache), precision="int8",
+                   calibration_data=[sample(s) for s in range(5, 7)])
+    assert len(trt_env.builds) == 2 and trt_env.builds[-1]["calibrated"] == 2  # calibrated on the new frames
+    assert len(list(cache.glob("*.engine"))) == 2
+    # no frames: the calibration cache is the identity; a changed cache is a new engine
+    create_backend("tensorrt", str(demo_onnx), engine_cache_dir=str(cache), precision="int8")
+    assert len(trt_env.builds) == 3 and trt_env.builds[-1]["calibrated"] == 0
+    create_backend("tensorrt", str(demo_onnx), engine_cache_dir=str(cache), precision="int8")
+    assert len(trt_env.builds) == 3
+    (cache / "demo.int8.calib").write_bytes(b"another calibration table")
+    create_backend("tensorrt", str(demo_onnx), engine_cache_dir=str(cache), precision="int8")
+    assert len(trt_env.builds) == 4

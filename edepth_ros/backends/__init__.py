@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from .base import Backend, BackendError
+from .base import BACKEND_OPTIONS, COMMON_OPTIONS, Backend, BackendError
 from .embodied_only import EmbodiedOnlyBackend
 
 __all__ = ["Backend", "BackendError", "EmbodiedOnlyBackend", "create_backend", "available_backends", "KINDS"]
@@ -65,16 +65,19 @@ def create_backend(kind: str = "auto", model_path: Optional[str] = None, **optio
     kind: one of KINDS. "auto" tries TensorRT, ONNX Runtime CUDA, ONNX Runtime CPU, PyTorch, in
     that order, among those the file type allows (.onnx: all; .engine/.plan: TensorRT;
     .pt/.pth/.ckpt: PyTorch); with no model_path it returns the embodied-only backend.
-    options are passed to the backend (threads, precision, engine_cache_dir, device, text, ...).
+    options are passed to the backend: base.COMMON_OPTIONS for every kind, else those in
+    base.BACKEND_OPTIONS for the kind; any other name is refused (a misspelling must not pass
+    silently). With "auto", an option of another candidate backend is dropped instead.
     """
     if kind not in KINDS:
         raise BackendError(f"backend kind {kind!r} is not one of {', '.join(KINDS)}")
-    if kind == "embodied":
-        return EmbodiedOnlyBackend(options.get("input_size"), options.get("max_depth", 80.0))
-    if model_path is None or str(model_path) == "":
+    requested = kind
+    if kind == "embodied" or (kind == "auto" and (model_path is None or str(model_path) == "")):
         if kind == "auto":
             log.warning("no model file configured: using the embodied-only backend (no network)")
-            return EmbodiedOnlyBackend(options.get("input_size"), options.get("max_depth", 80.0))
+        _pick(options, "embodied", requested)
+        return EmbodiedOnlyBackend(options.get("input_size"), options.get("max_depth", 80.0))
+    if model_path is None or str(model_path) == "":
         raise BackendError(f"backend {kind!r} needs a model file (model_path); none was given")
     path = Path(model_path)
     if not path.is_file():
@@ -86,13 +89,13 @@ def create_backend(kind: str = "auto", model_path: Optional[str] = None, **optio
     if kind == "tensorrt":
         from .tensorrt_backend import TensorRTBackend
 
-        return TensorRTBackend(path, **_pick(options, TensorRTBackend.OPTIONS))
+        return TensorRTBackend(path, **_pick(options, "tensorrt", requested))
     if kind.startswith("onnxruntime"):
         if suffix != ".onnx":
             raise BackendError(f"ONNX Runtime needs an .onnx file, got {path}")
         from .onnxruntime_backend import OnnxRuntimeBackend
 
-        opts = _pick(options, OnnxRuntimeBackend.OPTIONS)
+        opts = _pick(options, "onnxruntime", requested)
         if kind == "onnxruntime-cuda":
             opts["providers"] = ["CUDAExecutionProvider"]
         elif kind == "onnxruntime-cpu":
@@ -101,7 +104,7 @@ def create_backend(kind: str = "auto", model_path: Optional[str] = None, **optio
     if kind == "torch":
         from .torch_backend import TorchBackend
 
-        return TorchBackend.from_file(path, **_pick(options, TorchBackend.OPTIONS))
+        return TorchBackend.from_file(path, **_pick(options, "torch", requested))
     raise BackendError(f"backend kind {kind!r} not handled")  # pragma: no cover
 
 
@@ -127,8 +130,15 @@ def _auto_kind(path: Path, suffix: str) -> str:
     raise BackendError("no runtime for ONNX models is installed: install onnxruntime (or onnxruntime-gpu)")
 
 
-def _pick(options: dict, allowed: tuple) -> dict:
-    unknown = sorted(set(options) - set(allowed) - {"input_size", "max_depth"})
-    if unknown:
-        log.debug("options %s do not apply to this backend", unknown)
+def _pick(options: dict, backend: str, requested: str) -> dict:
+    """The options ``backend`` takes; BackendError for a name it does not know."""
+    allowed = BACKEND_OPTIONS[backend]
+    valid = sorted(set(allowed) | set(COMMON_OPTIONS))
+    unknown = sorted(set(options) - set(valid))
+    known_elsewhere = set().union(*BACKEND_OPTIONS.values())
+    if unknown and (requested != "auto" or not set(unknown) <= known_elsewhere):
+        raise BackendError(f"backend {requested!r} ({backend}): unknown option(s) {', '.join(map(repr, unknown))}; "
+                           f"valid: {', '.join(map(repr, valid))}")
+    if unknown:  # auto picked a backend the caller could not know: options of the others do not apply
+        log.debug("options %s do not apply to the %s backend auto picked", unknown, backend)
     return {k: v for k, v in options.items() if k in allowed}

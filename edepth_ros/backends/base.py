@@ -3,15 +3,66 @@
 from __future__ import annotations
 
 import abc
+import logging
 from typing import Optional
 
 import numpy as np
 
-from ..model_io import check_inputs
+from ..model_io import (INPUT_NAMES, OUTPUT_NAMES, ModelFileError, ModelSpec, check_inputs, check_io_matches,
+                        sha256_file, stale_export)
+
+log = logging.getLogger(__name__)
+
+# Option names per backend kind, here so the factory can check them without importing a runtime.
+# COMMON_OPTIONS are accepted by every kind (the node and the CLI pass them whatever the backend):
+# threads is used where the backend computes on the CPU, input_size / max_depth by the embodied-only
+# backend; a network backend takes its size and max depth from its model.
+COMMON_OPTIONS = ("threads", "max_depth", "input_size")
+BACKEND_OPTIONS = {
+    "embodied": (),
+    "onnxruntime": ("threads", "providers", "optimization", "engine_cache_dir", "precision", "require_sidecar"),
+    "torch": ("device", "threads", "text", "half"),
+    "tensorrt": ("precision", "engine_cache_dir", "workspace_mb", "max_batch", "calibration_data",
+                 "calibration_cache", "rebuild"),
+}
 
 
 class BackendError(RuntimeError):
     """A backend cannot be created or run here (the message says which and what to do)."""
+
+
+def check_threads(threads, backend: str) -> Optional[int]:
+    """The ``threads`` option: None or 0 (the runtime's default) or a positive integer."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
+        raise BackendError(f"{backend} option threads={threads!r}: must be an integer >= 0 "
+                           "(0 or unset: the runtime's default)")
+    return int(threads)
+
+
+def check_against_sidecar(model_path, spec: ModelSpec, digest: Optional[str] = None) -> str:
+    """The ONNX file is the one its sidecar describes (sha256), before a runtime loads or builds it;
+    warns when the export is stale. Returns the file's sha256 (``digest`` if the caller has it)."""
+    digest = digest or sha256_file(model_path)
+    if spec.onnx_sha256 and digest != spec.onnx_sha256:  # damaged, partly copied, or a different export
+        raise ModelFileError(f"{model_path}: sha256 {digest[:16]}... differs from its sidecar's "
+                             f"onnx_sha256 {spec.onnx_sha256[:16]}...; the file is damaged, partly "
+                             "copied or from another export: copy the model and its .json together")
+    stale = stale_export(spec, model_path)
+    if stale:
+        log.warning(stale)
+    return digest
+
+
+def check_model_io(spec: Optional[ModelSpec], inputs: dict, outputs: dict, model_path) -> None:
+    """The tensors a runtime reports (name -> (shape, dtype name)) against the sidecar; without a
+    sidecar, at least the edepth tensor names."""
+    if spec is not None:
+        check_io_matches(spec, inputs, outputs, model_path)
+    elif set(inputs) != set(INPUT_NAMES) or not set(OUTPUT_NAMES) <= set(outputs):
+        raise ModelFileError(f"{model_path}: inputs {sorted(inputs)} / outputs {sorted(outputs)} are not "
+                             f"{INPUT_NAMES} / {OUTPUT_NAMES}: not an edepth export")
 
 
 class Backend(abc.ABC):

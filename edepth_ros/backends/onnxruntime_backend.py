@@ -14,13 +14,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..model_io import (INPUT_NAMES, OUTPUT_NAMES, ModelFileError, ModelInputError, ModelSpec,
-                        check_io_matches, read_sidecar, sha256_file, stale_export)
-from .base import Backend, BackendError
+from ..model_io import OUTPUT_NAMES, ModelFileError, ModelInputError, ModelSpec, read_sidecar
+from .base import (BACKEND_OPTIONS, Backend, BackendError, check_against_sidecar, check_model_io,
+                   check_threads)
 
 log = logging.getLogger(__name__)
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PRECISIONS = ("fp16", "fp32")  # what the TensorRT execution provider is asked for
 _ORT_TYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16",
               "tensor(int64)": "int64", "tensor(int32)": "int32"}
 
@@ -62,6 +63,8 @@ def provider_list(requested: Optional[Sequence[str]], cache_dir: Optional[str], 
     import onnxruntime as ort
 
     available = ort.get_available_providers()
+    if isinstance(requested, str):  # one provider, not a sequence of its characters
+        requested = [requested]
     wanted = list(requested) if requested else [p for p in PREFERRED_PROVIDERS if p in available]
     missing = [p for p in wanted if p not in available]
     if missing:
@@ -83,26 +86,23 @@ def provider_list(requested: Optional[Sequence[str]], cache_dir: Optional[str], 
 
 
 class OnnxRuntimeBackend(Backend):
-    OPTIONS = ("threads", "providers", "optimization", "engine_cache_dir", "precision", "require_sidecar")
+    OPTIONS = BACKEND_OPTIONS["onnxruntime"]
 
     def __init__(self, model_path, threads: Optional[int] = None, providers: Optional[Sequence[str]] = None,
                  optimization: str = "all", engine_cache_dir: Optional[str] = None, precision: str = "fp16",
                  require_sidecar: bool = True):
         import onnxruntime as ort
 
+        threads = check_threads(threads, "onnxruntime")
+        if precision not in PRECISIONS:
+            raise BackendError(f"onnxruntime option precision={precision!r} is not one of {PRECISIONS}; "
+                               "int8 needs the tensorrt backend with calibration")
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise ModelFileError(f"{self.model_path}: ONNX model not found; export it with `edepth export`")
         self.spec: Optional[ModelSpec] = read_sidecar(self.model_path) if require_sidecar else None
-        if self.spec is not None and self.spec.onnx_sha256:
-            digest = sha256_file(self.model_path)
-            if digest != self.spec.onnx_sha256:  # damaged, partly copied, or a different export
-                raise ModelFileError(f"{self.model_path}: sha256 {digest[:16]}... differs from its sidecar's "
-                                     f"onnx_sha256 {self.spec.onnx_sha256[:16]}...; the file is damaged, partly "
-                                     "copied or from another export: copy the model and its .json together")
-        stale = stale_export(self.spec, self.model_path) if self.spec is not None else None
-        if stale:
-            log.warning(stale)
+        if self.spec is not None:
+            check_against_sidecar(self.model_path, self.spec)
         so = session_options(threads, optimization)
         provs = provider_list(providers, engine_cache_dir, precision == "fp16")
         try:
@@ -113,11 +113,7 @@ class OnnxRuntimeBackend(Backend):
                                  "re-export it") from exc
         ins = {i.name: (i.shape, _ORT_TYPES.get(i.type, i.type)) for i in self.session.get_inputs()}
         outs = {o.name: (o.shape, _ORT_TYPES.get(o.type, o.type)) for o in self.session.get_outputs()}
-        if self.spec is not None:
-            check_io_matches(self.spec, ins, outs, self.model_path)
-        elif set(ins) != set(INPUT_NAMES) or not set(OUTPUT_NAMES) <= set(outs):
-            raise ModelFileError(f"{self.model_path}: inputs {sorted(ins)} / outputs {sorted(outs)} are not "
-                                 f"{INPUT_NAMES} / {OUTPUT_NAMES}: not an edepth export")
+        check_model_io(self.spec, ins, outs, self.model_path)
         shape = ins["rgb"][0]
         self.input_size = (int(shape[1]), int(shape[2])) if all(isinstance(s, int) for s in shape[1:3]) else None
         self.max_depth = float(self.spec.max_depth) if self.spec is not None else 80.0

@@ -5,10 +5,16 @@ Written against the TensorRT 10 Python API (name-based tensors, ``execute_async_
 - build: ``Builder`` -> ``create_network(0)`` -> ``OnnxParser.parse_from_file`` -> builder config
   (workspace pool limit, FP16 by default, INT8 with a calibrator / calibration cache on request,
   a timing cache loaded and saved between builds) -> ``build_serialized_network``;
+- dynamic batch (``--dynamic-batch`` exports): one optimization profile, batch 1 (what this
+  backend runs) up to the ``max_batch`` option; TensorRT 10 builds no engine for dynamic inputs
+  without one;
 - engine cache: the file name carries a key of the ONNX file's sha256, the TensorRT version, the
-  GPU name and the precision. An engine from another TensorRT or GPU therefore never gets loaded
-  by mistake (the "version tag does not match" failure of prebuilt engines); one that still fails
-  to deserialize is rebuilt from the ONNX instead of failing;
+  GPU name and the precision (and, where they apply, the INT8 calibration and the max batch). An
+  engine from another TensorRT or GPU therefore never gets loaded by mistake (the "version tag does
+  not match" failure of prebuilt engines); one that still fails to deserialize is rebuilt from the
+  ONNX instead of failing;
+- the ONNX is checked against its sidecar as for ONNX Runtime: its sha256 before any build, the
+  tensors of the parsed network and of the engine (also a prebuilt one, when it has a sidecar);
 - run: device buffers per I/O tensor, ``context.set_tensor_address`` for each name, host-to-device
   copies, ``execute_async_v3(stream)``, device-to-host copies, one stream synchronise.
 
@@ -30,9 +36,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..model_io import (INPUT_NAMES, OUTPUT_NAMES, ModelFileError, ModelInputError, atomic_output, read_sidecar,
+from ..model_io import (OUTPUT_NAMES, ModelFileError, ModelInputError, atomic_output, read_sidecar,
                         sha256_file)
-from .base import Backend, BackendError
+from .base import BACKEND_OPTIONS, Backend, BackendError, check_against_sidecar, check_model_io
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +51,68 @@ ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 # pure helpers (tested without TensorRT)
 
 
-def engine_key(onnx_sha256: str, trt_version: str, gpu_name: str, precision: str) -> str:
-    """What an engine depends on; any change gives a different cache file (so a rebuild)."""
+def engine_key(onnx_sha256: str, trt_version: str, gpu_name: str, precision: str,
+               calibration: Optional[str] = None, max_batch: int = 1) -> str:
+    """What an engine depends on; any change gives a different cache file (so a rebuild).
+
+    calibration: identity of the INT8 calibration (``calibration_identity``); max_batch: the top of
+    the dynamic-batch profile. Left out of the key at their defaults, so fp16/fp32 engines of a
+    static export keep the key they had."""
     if precision not in PRECISIONS:
         raise BackendError(f"tensorrt precision {precision!r} is not one of {PRECISIONS}")
-    blob = json.dumps([onnx_sha256, trt_version, gpu_name, precision]).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    parts = [onnx_sha256, trt_version, gpu_name, precision]
+    if calibration is not None:
+        parts.append(f"calibration:{calibration}")
+    if max_batch != 1:
+        parts.append(f"max_batch:{int(max_batch)}")
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def engine_cache_path(cache_dir, onnx_path, onnx_sha256: str, trt_version: str, gpu_name: str,
-                      precision: str) -> Path:
+                      precision: str, calibration: Optional[str] = None, max_batch: int = 1) -> Path:
     gpu = re.sub(r"[^A-Za-z0-9]+", "-", gpu_name).strip("-").lower() or "gpu"
-    key = engine_key(onnx_sha256, trt_version, gpu_name, precision)
+    key = engine_key(onnx_sha256, trt_version, gpu_name, precision, calibration, max_batch)
     return Path(cache_dir) / f"{Path(onnx_path).stem}.{precision}.trt{trt_version}.{gpu}.{key}.engine"
 
 
+def calibration_identity(samples: Optional[Sequence[tuple]], cache_file) -> Optional[str]:
+    """What an INT8 engine is calibrated from: the frames when given (they are used, not an older
+    cache), else the calibration cache file's contents; None when there is neither."""
+    if samples:
+        h = hashlib.sha256()
+        for frame in samples:
+            for arr in frame:
+                arr = np.ascontiguousarray(arr)
+                h.update(f"{arr.shape}{arr.dtype.str}".encode())
+                h.update(memoryview(arr).cast("B"))
+        return "frames:" + h.hexdigest()[:16]
+    if cache_file is not None and Path(cache_file).is_file():
+        return "cache:" + sha256_file(cache_file)[:16]
+    return None
+
+
+def profile_shapes(inputs: dict, max_batch: int, model_path) -> dict:
+    """{name: (min, opt, max)} for the inputs {name: shape} with a dynamic batch (-1 first): batch 1
+    to max_batch, optimised for 1 (what this backend runs). {} for a static model."""
+    dynamic = {n: tuple(int(d) for d in s) for n, s in inputs.items() if -1 in tuple(s)}
+    for name, shape in dynamic.items():
+        if -1 in shape[1:] or not shape or shape[0] != -1:
+            raise ModelFileError(f"{model_path}: input {name!r} has shape {list(shape)}: only the batch may be "
+                                 "dynamic; re-export with `edepth export --height H --width W`")
+    if not dynamic and max_batch != 1:
+        raise BackendError(f"tensorrt option max_batch={max_batch}: {model_path} has a static batch of 1; "
+                           "re-export it with `edepth export --dynamic-batch`, or leave max_batch at 1")
+    return {n: ((1, *s[1:]), (1, *s[1:]), (max_batch, *s[1:])) for n, s in dynamic.items()}
+
+
 def trtexec_command(onnx_path, engine_path, precision: str = "fp16", timing_cache=None,
-                    workspace_mb: int = DEFAULT_WORKSPACE_MB, calibration_cache=None) -> str:
-    """The trtexec line that builds the same engine by hand."""
+                    workspace_mb: int = DEFAULT_WORKSPACE_MB, calibration_cache=None,
+                    shapes: Optional[dict] = None) -> str:
+    """The trtexec line that builds the same engine by hand (shapes: ``profile_shapes``)."""
     parts = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}",
              f"--memPoolSize=workspace:{int(workspace_mb)}M"]
+    for flag, i in (("--minShapes", 0), ("--optShapes", 1), ("--maxShapes", 2)) if shapes else ():
+        parts.append(flag + "=" + ",".join(f"{n}:{'x'.join(map(str, s[i]))}" for n, s in shapes.items()))
     if precision in ("fp16", "int8"):
         parts.append("--fp16")
     if precision == "int8":
@@ -222,6 +270,8 @@ def make_calibrator(trt, samples: Optional[Sequence[tuple]], cache_file, memory)
             return [self.buffers[n][1] for n in names]
 
         def read_calibration_cache(self):
+            if self.samples:  # frames given: calibrate on them (the engine key names them), not an old cache
+                return None
             p = Path(cache_file) if cache_file else None
             return p.read_bytes() if p is not None and p.is_file() else None
 
@@ -238,12 +288,12 @@ def make_calibrator(trt, samples: Optional[Sequence[tuple]], cache_file, memory)
 
 
 class TensorRTBackend(Backend):
-    OPTIONS = ("precision", "engine_cache_dir", "workspace_mb", "calibration_data", "calibration_cache",
-               "rebuild")
+    OPTIONS = BACKEND_OPTIONS["tensorrt"]
 
     def __init__(self, model_path, precision: str = "fp16", engine_cache_dir=None,
-                 workspace_mb: int = DEFAULT_WORKSPACE_MB, calibration_data: Optional[Sequence[tuple]] = None,
-                 calibration_cache=None, rebuild: bool = False):
+                 workspace_mb: int = DEFAULT_WORKSPACE_MB, max_batch: int = 1,
+                 calibration_data: Optional[Sequence[tuple]] = None, calibration_cache=None,
+                 rebuild: bool = False):
         try:
             import tensorrt as trt
         except ImportError as exc:
@@ -251,6 +301,10 @@ class TensorRTBackend(Backend):
                                "comes with JetPack; on x86 install TensorRT 10); use --backend onnxruntime") from exc
         if precision not in PRECISIONS:
             raise BackendError(f"tensorrt precision {precision!r} is not one of {PRECISIONS}")
+        if isinstance(max_batch, bool) or not isinstance(max_batch, (int, np.integer)) or max_batch < 1:
+            raise BackendError(f"tensorrt option max_batch={max_batch!r}: must be an integer >= 1 (the largest "
+                               "batch a --dynamic-batch engine accepts)")
+        self.max_batch = int(max_batch)
         self.trt = trt
         self.gpu = cuda_device_name()
         if self.gpu is None:
@@ -264,25 +318,26 @@ class TensorRTBackend(Backend):
         path = Path(model_path)
         if not path.is_file():
             raise ModelFileError(f"{path}: model file not found")
+        # the sidecar before any build: a model without one is refused in seconds, not after minutes
+        self.spec = None
+        if path.suffix.lower() not in ENGINE_SUFFIXES or path.with_suffix(".json").is_file():
+            self.spec = read_sidecar(path)
         if path.suffix.lower() in ENGINE_SUFFIXES:
             self.onnx_path, self.engine_path = None, path
             serialized = path.read_bytes()
-            spec_source = path
         else:
             self.onnx_path = path
+            digest = check_against_sidecar(path, self.spec)  # the file the sidecar describes, before a build
             cache_dir = Path(engine_cache_dir) if engine_cache_dir else default_cache_dir()
             cache_dir.mkdir(parents=True, exist_ok=True)
-            self.engine_path = engine_cache_path(cache_dir, path, sha256_file(path), trt.__version__, self.gpu,
-                                                 precision)
             self.timing_cache = cache_dir / f"timing.trt{trt.__version__}.cache"
             self.calibration_cache = Path(calibration_cache) if calibration_cache else \
                 cache_dir / f"{path.stem}.int8.calib"
+            calibration = calibration_identity(calibration_data, self.calibration_cache) \
+                if precision == "int8" else None
+            self.engine_path = engine_cache_path(cache_dir, path, digest, trt.__version__, self.gpu, precision,
+                                                 calibration, self.max_batch)
             serialized = None if rebuild or not self.engine_path.is_file() else self.engine_path.read_bytes()
-            spec_source = path
-        # the sidecar before any build: a model without one is refused in seconds, not after minutes
-        self.spec = None
-        if self.onnx_path is not None or spec_source.with_suffix(".json").is_file():
-            self.spec = read_sidecar(spec_source)
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(serialized) if serialized else None
         if self.engine is None:
@@ -305,18 +360,34 @@ class TensorRTBackend(Backend):
     # -- build --------------------------------------------------------------------------------
     def _build(self, calibration_data) -> bytes:
         trt = self.trt
-        cmd = trtexec_command(self.onnx_path, self.engine_path, self.precision, self.timing_cache,
-                              self.workspace_mb, self.calibration_cache if self.precision == "int8" else None)
-        log.info("building TensorRT engine (minutes on a Jetson); by hand: %s", cmd)
-        print(f"[edepth] TensorRT build, equivalent command: {cmd}", flush=True)
         builder = trt.Builder(self.logger)
         network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
         parser = trt.OnnxParser(network, self.logger)
         if not parser.parse_from_file(str(self.onnx_path)):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise ModelFileError(f"{self.onnx_path}: TensorRT's ONNX parser rejected it: {errors}")
+        def tensors(get, count):  # name -> (shape, dtype name), as check_model_io compares them
+            return {t.name: (tuple(int(d) for d in t.shape), np.dtype(trt.nptype(t.dtype)).name)
+                    for t in map(get, range(count))}
+
+        inputs = tensors(network.get_input, network.num_inputs)
+        outputs = tensors(network.get_output, network.num_outputs)
+        check_model_io(self.spec, inputs, outputs, self.onnx_path)  # before minutes of building
+        shapes = profile_shapes({n: s for n, (s, _) in inputs.items()}, self.max_batch, self.onnx_path)
+        cmd = trtexec_command(self.onnx_path, self.engine_path, self.precision, self.timing_cache,
+                              self.workspace_mb, self.calibration_cache if self.precision == "int8" else None,
+                              shapes)
+        log.info("building TensorRT engine (minutes on a Jetson); by hand: %s", cmd)
+        print(f"[edepth] TensorRT build, equivalent command: {cmd}", flush=True)
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_mb << 20)
+        if shapes:  # TensorRT 10 builds nothing for dynamic inputs without a profile
+            profile = builder.create_optimization_profile()
+            for name, (lo, opt, hi) in shapes.items():
+                profile.set_shape(name, lo, opt, hi)
+            config.add_optimization_profile(profile)
+            if self.precision == "int8":  # INT8 scales of runtime dimensions need a calibration profile
+                config.set_calibration_profile(profile)
         if self.precision in ("fp16", "int8"):
             config.set_flag(trt.BuilderFlag.FP16)
         if self.precision == "int8":
@@ -338,7 +409,7 @@ class TensorRTBackend(Backend):
         with atomic_output(self.timing_cache) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
         meta = {"onnx": str(self.onnx_path), "tensorrt": trt.__version__, "gpu": self.gpu,
-                "precision": self.precision, "trtexec": cmd}
+                "precision": self.precision, "max_batch": self.max_batch, "trtexec": cmd}
         with atomic_output(self.engine_path.with_suffix(".build.json")) as tmp:
             tmp.write_text(json.dumps(meta, indent=2))
         log.info("TensorRT engine cached at %s", self.engine_path)
@@ -349,10 +420,11 @@ class TensorRTBackend(Backend):
         trt, engine = self.trt, self.engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if sorted(inputs) != sorted(INPUT_NAMES) or not set(OUTPUT_NAMES) <= set(outputs):
-            raise ModelFileError(f"{self.engine_path}: engine tensors {inputs} -> {outputs} are not "
-                                 f"{INPUT_NAMES} -> {OUTPUT_NAMES}: not an edepth model")
+        io = {n: (tuple(int(d) for d in engine.get_tensor_shape(n)),
+                  np.dtype(trt.nptype(engine.get_tensor_dtype(n))).name) for n in names}
+        # a prebuilt engine is checked against its sidecar too (when it has one), as the ONNX is
+        check_model_io(self.spec, {n: io[n] for n in inputs}, {n: v for n, v in io.items() if n not in inputs},
+                       self.engine_path if self.onnx_path is None else self.onnx_path)
         self.host, self.device = {}, {}
         for n in names:
             shape = list(engine.get_tensor_shape(n))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..model_io import ModelFileError, read_sidecar, sha256_file
-from .base import Backend, BackendError
+from .base import BACKEND_OPTIONS, Backend, BackendError, check_threads
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,37 @@ def load_network(checkpoint):
     return net.eval(), dict(getattr(net, "checkpoint_meta", {}) or {})
 
 
+def torch_device(device) -> torch.device:
+    """The ``device`` option: None (CUDA if PyTorch sees a GPU, else the CPU), "cpu" or "cuda[:N]"."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise BackendError(f"torch option device={device!r}: use 'cpu' or 'cuda[:N]' (or leave it unset)")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise BackendError(f"torch option device={device!r}: PyTorch sees no CUDA GPU here (a CPU build, no "
+                               "driver, or CUDA_VISIBLE_DEVICES); use device='cpu' or leave it unset")
+        if dev.index is not None and dev.index >= count:
+            raise BackendError(f"torch option device={device!r}: PyTorch sees {count} CUDA GPU(s), "
+                               f"cuda:0..cuda:{count - 1}")
+    return dev
+
+
 class TorchBackend(Backend):
-    OPTIONS = ("device", "threads", "text", "half")
+    OPTIONS = BACKEND_OPTIONS["torch"]
 
     def __init__(self, module: torch.nn.Module, input_size: Optional[tuple[int, int]] = None,
                  max_depth: Optional[float] = None, device: Optional[str] = None, threads: Optional[int] = None,
                  half: bool = False):
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        threads = check_threads(threads, "torch")
+        self.device = torch_device(device)
         if threads:
-            torch.set_num_threads(int(threads))
-        self.device = torch.device(device)
+            torch.set_num_threads(threads)
         self.half = bool(half) and self.device.type == "cuda"
         self.module = module.eval().to(self.device)
         size = input_size if input_size is not None else getattr(module, "input_size", None)
@@ -60,11 +80,15 @@ class TorchBackend(Backend):
     @classmethod
     def from_file(cls, path, text: Optional[str] = None, **kw) -> "TorchBackend":
         """From a checkpoint (.pt: latent from ``text``, else the one learned in training) or from an
-        exported .onnx (its sidecar names the checkpoint and holds the baked latent: the same graph)."""
+        exported .onnx (its sidecar names the checkpoint and holds the baked latent and the size it was
+        exported at: the same graph)."""
         from ..network import DeployNet
 
         path = Path(path)
         if path.suffix.lower() == ".onnx":
+            if text:
+                raise BackendError(f"torch option text: {path} has its text latent baked in (sidecar); re-export "
+                                   "it with --text, or give the checkpoint (.pt) with text")
             spec = read_sidecar(path)
             if not spec.checkpoint:
                 raise ModelFileError(f"{path}: its sidecar names no checkpoint; PyTorch needs the .pt file")
@@ -75,6 +99,8 @@ class TorchBackend(Backend):
             net, _ = load_network(ckpt)
             lat = spec.text_latent or {}
             module = DeployNet(net, lat.get("mu"), lat.get("sigma"))
+            # the export's size, not the training config's: the same input as ONNX Runtime / TensorRT get
+            module.input_size = (spec.height, spec.width)
         else:
             net, _ = load_network(path)
             mu = sigma = None

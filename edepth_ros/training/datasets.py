@@ -11,7 +11,9 @@ camera, flips everything together, and looks the text embedding up (cached per i
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -178,18 +180,32 @@ class SyntheticDataset(DepthDataset):
 # ---------------------------------------------------------------------------- KITTI
 def read_split_file(path: str | os.PathLike) -> list[tuple[str, Optional[str], Optional[float]]]:
     """BTS-style split lines: ``rgb_path depth_path_or_None focal`` (focal optional)."""
+    return [row[1:] for row in _read_split_lines(path)]
+
+
+def _read_split_lines(path: str | os.PathLike) -> list[tuple[int, str, Optional[str], Optional[float]]]:
+    """(file line number, rgb, depth, focal) per entry: errors later can point at the real line."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"data.split: split file '{path}' does not exist")
     rows = []
     for n, line in enumerate(path.read_text().splitlines(), start=1):
         parts = line.split()
-        if not parts:
+        if not parts or parts[0].startswith("#"):  # blank and comment lines, as the evaluator reads them
             continue
         if len(parts) < 2:
             raise DatasetError(f"{path}:{n}: expected 'rgb_path depth_path [focal]', got '{line}'")
         depth = None if parts[1] == "None" else parts[1]
-        rows.append((parts[0], depth, float(parts[2]) if len(parts) > 2 else None))
+        focal = None
+        if len(parts) > 2:
+            try:
+                focal = float(parts[2])
+            except ValueError:
+                focal = math.nan
+            if not (math.isfinite(focal) and focal > 0):
+                raise DatasetError(f"{path}:{n}: focal '{parts[2]}' is not a positive number; expected "
+                                   f"'rgb_path depth_path [focal]', got '{line}'")
+        rows.append((n, parts[0], depth, focal))
     if not rows:
         raise DatasetError(f"{path}: split file has no entries")
     return rows
@@ -197,21 +213,42 @@ def read_split_file(path: str | os.PathLike) -> list[tuple[str, Optional[str], O
 
 def read_p_rect(calib_file: str | os.PathLike, cam: int = 2) -> np.ndarray:
     """P_rect_0{cam} (3 x 4) from a KITTI raw calib_cam_to_cam.txt (small private reader)."""
-    key = f"P_rect_0{cam}:"
+    return _read_calib_line(calib_file, f"P_rect_0{cam}", 12).reshape(3, 4)
+
+
+def read_s_rect(calib_file: str | os.PathLike, cam: int = 2) -> tuple[int, int]:
+    """(width, height) of the rectified images the calibration is for (S_rect_0{cam})."""
+    w, h = _read_calib_line(calib_file, f"S_rect_0{cam}", 2)
+    return int(round(w)), int(round(h))
+
+
+def _read_calib_line(calib_file: str | os.PathLike, key: str, n: int) -> np.ndarray:
     calib_file = Path(calib_file)
     if not calib_file.is_file():
         raise DatasetError(f"KITTI calibration '{calib_file}' does not exist (data.calib_dir / raw_root/<date>/)")
     for line in calib_file.read_text().splitlines():
-        if line.startswith(key):
-            return np.array([float(v) for v in line[len(key):].split()]).reshape(3, 4)
-    raise DatasetError(f"{calib_file}: no '{key[:-1]}' line")
+        if line.startswith(key + ":"):
+            try:
+                vals = np.array([float(v) for v in line[len(key) + 1:].split()])
+            except ValueError:
+                vals = np.array([])
+            if vals.size != n or not np.isfinite(vals).all():
+                raise DatasetError(f"{calib_file}: '{key}' needs {n} numbers, got '{line.strip()}'")
+            return vals
+    raise DatasetError(f"{calib_file}: no '{key}' line")
+
+
+KITTI_DATE = re.compile(r"\d{4}_\d{2}_\d{2}$")
+CAM_TO_CAM = "calib_cam_to_cam.txt"
 
 
 class KittiDataset(DepthDataset):
     """KITTI raw images + annotated depth, listed by an Eigen-split file.
 
     raw_root/<rgb path> and gt_root/<depth path> (uint16 PNG, metres = value / 256, 0 = none).
-    Calibration: calib_dir/calib_cam_to_cam.txt, else raw_root/<date>/calib_cam_to_cam.txt.
+    Calibration: calib_dir/<date>/calib_cam_to_cam.txt, else calib_dir/calib_cam_to_cam.txt (one date:
+    refused for a split of several dates), else raw_root/<date>/calib_cam_to_cam.txt. Every image must
+    have the calibration's rectified size (S_rect_02).
     Labels come from the segmenter; the ground plane is the nominal mounting (config: plane).
     """
 
@@ -222,9 +259,21 @@ class KittiDataset(DepthDataset):
         for key, p in (("data.raw_root", raw_root), ("data.gt_root", gt_root)):
             if p is not None and not Path(p).is_dir():
                 raise DatasetError(f"{key}: folder '{p}' does not exist")
-        self.rows = read_split_file(split)
+        self.split = Path(split)
+        lines = _read_split_lines(split)
+        self.lines = [n for n, *_ in lines]  # file line of each entry, for error messages
+        self.rows = [row[1:] for row in lines]
         self.raw_root, self.gt_root = Path(raw_root), Path(gt_root) if gt_root else None
         self.calib_dir = Path(calib_dir) if calib_dir else None
+        if self.calib_dir:
+            # KITTI's cameras differ per date: one calib_cam_to_cam.txt cannot serve several dates
+            dates = sorted({d for d in (r[0].split("/")[0] for r in self.rows) if KITTI_DATE.match(d)})
+            missing = [d for d in dates if not (self.calib_dir / d / CAM_TO_CAM).is_file()]
+            if len(dates) > 1 and missing:
+                raise DatasetError(
+                    f"data.calib_dir: '{self.calib_dir}' holds one date's {CAM_TO_CAM} but split '{split}' spans "
+                    f"{len(dates)} dates ({', '.join(dates)}); put each date's file in calib_dir/<date>/ "
+                    f"(missing: {', '.join(missing)}) or leave data.calib_dir unset to read raw_root/<date>/")
         from ..ground import GroundPlane
 
         self.plane = GroundPlane.from_static(plane_height, pitch=plane_pitch)
@@ -234,23 +283,35 @@ class KittiDataset(DepthDataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _camera(self, rgb_rel: str, width: int, height: int):
+    def _calib_file(self, rgb_rel: str) -> Path:
+        date = rgb_rel.split("/")[0]
+        if self.calib_dir is None:
+            return self.raw_root / date / CAM_TO_CAM
+        per_date = self.calib_dir / date / CAM_TO_CAM
+        return per_date if KITTI_DATE.match(date) and per_date.is_file() else self.calib_dir / CAM_TO_CAM
+
+    def _camera(self, rgb_rel: str, width: int, height: int, where: str):
         from ..camera import CameraModel
 
-        calib = self.calib_dir / "calib_cam_to_cam.txt" if self.calib_dir else \
-            self.raw_root / rgb_rel.split("/")[0] / "calib_cam_to_cam.txt"
-        key = f"{calib}:{width}x{height}"
-        if key not in self._cams:
+        calib = self._calib_file(rgb_rel)
+        if calib not in self._cams:
             P = read_p_rect(calib)
-            self._cams[key] = CameraModel(width, height, P[:, :3], P=P)
-        return self._cams[key]
+            w, h = read_s_rect(calib)
+            self._cams[calib] = CameraModel(w, h, P[:, :3], P=P)
+        camera = self._cams[calib]
+        if (camera.width, camera.height) != (width, height):  # P_rect holds only for its rectified size
+            raise DatasetError(f"KITTI image '{self.raw_root / rgb_rel}' ({where}) is {width}x{height} but "
+                               f"calibration '{calib}' is for {camera.width}x{camera.height} images (S_rect_02); "
+                               "give that date's calibration (data.calib_dir) and the unresized image")
+        return camera
 
     def base(self, i: int) -> BaseFrame:
         rgb_rel, depth_rel, _ = self.rows[i]
+        where = f"{self.split}:{self.lines[i]}"
         path = self.raw_root / rgb_rel
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise DatasetError(f"KITTI image '{path}' cannot be read (split line {i + 1})")
+            raise DatasetError(f"KITTI image '{path}' cannot be read ({where})")
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         depth = np.full((h, w), np.nan, np.float32)
@@ -258,9 +319,10 @@ class KittiDataset(DepthDataset):
             dpath = self.gt_root / depth_rel
             raw = cv2.imread(str(dpath), cv2.IMREAD_UNCHANGED)
             if raw is None or raw.shape[:2] != (h, w):
-                raise DatasetError(f"KITTI depth '{dpath}' cannot be read or has another size than its image")
+                raise DatasetError(f"KITTI depth '{dpath}' ({where}) cannot be read or has another size "
+                                   "than its image")
             depth = np.where(raw > 0, raw.astype(np.float32) / 256.0, np.nan).astype(np.float32)
-        camera = self._camera(rgb_rel, w, h)
+        camera = self._camera(rgb_rel, w, h, where)
         labels = _segment(self.segmenter, rgb, camera, self.plane)
         return BaseFrame(rgb, labels, depth, camera, self.plane)
 
@@ -322,9 +384,12 @@ class BagDataset(DepthDataset):
                 msg = reader.deserialize(raw, msgtype)
                 rgb = bio.image_to_rgb(msg)
                 frame_id = msg.header.frame_id
+                _same_size("data.camera_info_topic", camera_info_topic, (camera.height, camera.width), rgb,
+                           image_topic, bag, t_ns)
                 gmsg = reader.deserialize(near[2], near[1])
                 if depth_topic:
                     depth = bio.depth_to_metres(gmsg)
+                    _same_size("data.depth_topic", depth_topic, depth.shape, rgb, image_topic, bag, t_ns)
                 else:
                     T = tf.lookup(frame_id, gmsg.header.frame_id, t_ns)
                     if T is None:
@@ -344,6 +409,7 @@ class BagDataset(DepthDataset):
                     if ln is None:
                         continue
                     labels = bio.labels_array(reader.deserialize(ln[2], ln[1]))
+                    _same_size("data.labels_topic", labels_topic, labels.shape, rgb, image_topic, bag, t_ns)
                 else:
                     labels = _segment(segmenter, rgb, camera, plane)
                 self._frames.append(BaseFrame(rgb, labels, depth.astype(np.float32), camera, plane))
@@ -355,6 +421,15 @@ class BagDataset(DepthDataset):
 
     def base(self, i: int) -> BaseFrame:
         return self._frames[i]
+
+
+def _same_size(key: str, topic: str, hw, rgb: np.ndarray, image_topic: str, bag, t_ns: int) -> None:
+    """Refuse, not resample: a map of another size is not pixel-aligned with the image (its camera
+    model is unknown here), and resampling depth or labels would move values off their pixels."""
+    if tuple(hw[:2]) != rgb.shape[:2]:
+        raise DatasetError(f"{key}: '{topic}' is {hw[1]}x{hw[0]} but image topic '{image_topic}' is "
+                           f"{rgb.shape[1]}x{rgb.shape[0]} (t = {t_ns * 1e-9:.3f} s in {bag}); record it "
+                           "registered to the camera image at the image's size")
 
 
 def _nearest(stream: list, t_ns: int, max_skew: float):
