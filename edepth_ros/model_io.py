@@ -275,13 +275,8 @@ def _check_spec_types(spec: ModelSpec, path: Path) -> None:
 def stale_export(spec: ModelSpec, model_path) -> Optional[str]:
     """Why the export is stale, or None: the checkpoint its sidecar names is still there but its
     sha256 has changed since (retrained or replaced without re-exporting)."""
-    if not spec.checkpoint or not spec.checkpoint_sha256:
-        return None
-    model_path = Path(model_path)
-    checkpoint = Path(spec.checkpoint)
-    if not checkpoint.is_absolute():
-        checkpoint = model_path.parent / checkpoint
-    if not checkpoint.is_file():
+    checkpoint = spec.checkpoint_file(model_path)
+    if checkpoint is None or not spec.checkpoint_sha256 or not checkpoint.is_file():
         return None  # an engine shipped without its checkpoint: nothing to compare
     digest = sha256_file(checkpoint)
     if digest == spec.checkpoint_sha256:
