@@ -1,25 +1,28 @@
 """edepth_node in a real ROS 2 graph: the node in its own process, this process publishing synthetic
 frames (and wrong things) and receiving depth and points over Fast DDS on loopback.
 
-ROS_DOMAIN_IDs 41-49 and 55 (engineer E's range is 40-69). The embodied-only backend keeps each test fast.
+ROS_DOMAIN_IDs 41-49, 55 and 56-60 (engineer E's range is 40-69). The embodied-only backend keeps each test fast.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from ros_util import info_msg, make_header, reliable_qos, rig_fixture, ros_skip_reason
+from ros_util import Graph, image_msg, info_msg, make_header, reliable_qos, rig_fixture, ros_skip_reason, sensor_qos
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(120)]
 if ros_skip_reason():
     pytest.skip(ros_skip_reason(), allow_module_level=True)
 
-from sensor_msgs.msg import Image  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from edepth_ros.backends import create_backend  # noqa: E402
 from edepth_ros.frame import Frame  # noqa: E402
@@ -341,6 +344,222 @@ def test_use_sim_time_follows_clock_for_bag_replay(rig_factory):
     assert rig.depth.with_stamp(bag_t + SEC, 15) is not None, rig.node.log()
     stamps = [m.header.stamp.sec for m in list(rig.diag.msgs)[-3:]]
     assert stamps and all(abs(s - bag_t // SEC) < 5 for s in stamps), stamps
+
+
+def _status(msg):
+    st = msg.status[0]
+    return st.level, st.message, {kv.key: kv.value for kv in st.values}
+
+
+def test_diagnostics_warn_while_frames_are_skipped_then_ok_again(rig_factory):
+    """The level is about recent problems: images before camera_info are skipped (WARN, saying
+    why); once camera_info arrives and frames are served it is OK again, the counters kept."""
+    f = scene()
+    rig = rig_factory(56, {"diagnostics_period": 0.2, "no_image_warn_after": 60.0})
+    rig.ready()
+    for i in range(3):
+        rig.send_image(f.rgb, (1 + i) * SEC)
+        time.sleep(0.1)
+    warn = rig.diag.wait_for(lambda m: _status(m)[0] == DiagnosticStatus.WARN and "no camera_info" in _status(m)[1])
+    assert warn is not None, rig.node.log()
+    rig.send_info(f.camera)
+    assert rig.serve(f.rgb, 10 * SEC) is not None, rig.node.log()
+    ok = rig.diag.wait_for(lambda m: _status(m)[0] == DiagnosticStatus.OK, 5.0, after=rig.diag.count)
+    assert ok is not None, f"still {_status(rig.diag.msgs[-1])[:2]} after frames are served again"
+    values = _status(ok)[2]
+    assert int(values["frames_skipped"]) >= 1 and json.loads(values["skipped_by_reason"])["no_camera_info"] >= 1
+    assert int(values["frames_processed"]) >= 1 and "no camera_info" in values["last_problem"]
+
+
+class _TfBuffer:
+    """tf2_ros.Buffer's behaviour for one transform (tf2_ros is not installable from PyPI here):
+    lookups raise while ``transform`` is None."""
+
+    class LookupException(Exception):
+        pass
+
+    def __init__(self):
+        self.transform = None
+
+    def lookup_transform(self, target, source, time, timeout=None):
+        if self.transform is None:
+            raise self.LookupException(f'"{source}" passed to lookupTransform argument source_frame does not exist')
+        return self.transform
+
+    def clear(self):
+        pass
+
+
+def _static_transform(height, pitch, roll):
+    """ground -> camera as tf gives it, stamp 0 (a static transform: never stale)."""
+    from geometry_msgs.msg import TransformStamped
+
+    from edepth_ros.bags.io import matrix_to_quaternion
+
+    T = GroundPlane.transform_from_static(height, pitch, roll)
+    msg = TransformStamped()
+    msg.header = make_header(0, FRAME)
+    t, r = msg.transform.translation, msg.transform.rotation
+    t.x, t.y, t.z = (float(v) for v in T[:3, 3])
+    r.x, r.y, r.z, r.w = matrix_to_quaternion(T[:3, :3])
+    return msg
+
+
+def test_pose_source_in_diagnostics_is_the_one_the_last_frame_used(tmp_path):
+    """With tf preferred, /diagnostics says where each frame's ground plane came from: none before
+    a frame, tf while the transform is there, static when it is gone (the static fallback). The
+    node runs in this process (its tf buffer is a stand-in) on a real graph with this test's side."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from edepth_ros.ros.node import EdepthNode
+    from edepth_ros.ros.tf_source import StaticPose, TfPose
+
+    domain = 57
+    graph = Graph(domain)  # also sets the Fast DDS environment for the node's context
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    node = executor = None
+    try:
+        overrides = {**BASE, "use_tf": True, "diagnostics_period": 0.2, "publish.points": False}
+        node = EdepthNode(context=ctx, namespace="/cam",
+                          parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        buf = _TfBuffer()
+        node.pose_source = TfPose(node, "base_footprint", 0.0, 0.5, StaticPose(HEIGHT, PITCH, ROLL), buffer=buf,
+                                  errors=(_TfBuffer.LookupException,))
+        executor = SingleThreadedExecutor(context=ctx)
+        executor.add_node(node)
+
+        def spin():
+            try:
+                executor.spin()
+            except Exception:  # ExternalShutdownException when the context goes at the end
+                pass
+
+        threading.Thread(target=spin, daemon=True).start()
+
+        pub_image = graph.publisher(Image, "image", sensor_qos())
+        pub_info = graph.publisher(CameraInfo, "camera_info", sensor_qos())
+        depth = graph.collect(Image, "depth", reliable_qos())
+        diag = graph.collect(DiagnosticArray, "/diagnostics", reliable_qos(10))
+        assert graph.wait_matched(pub_image) and graph.wait_publishers("/cam/depth")
+        first = diag.next(10)
+        assert first is not None and _status(first)[2]["pose_source"] == "none"
+        f = scene()
+        for _ in range(3):
+            pub_info.publish(info_msg(f.camera, 0, FRAME))
+            time.sleep(0.05)
+
+        def pose_source_after_frame(stamp):
+            deadline = time.monotonic() + 20
+            while depth.with_stamp(stamp, 1.0) is None:
+                assert time.monotonic() < deadline, f"no depth for {stamp}"
+                pub_image.publish(image_msg(f.rgb, stamp, FRAME))
+            got = diag.next(5)
+            assert got is not None
+            return _status(got)[2]["pose_source"]
+
+        buf.transform = _static_transform(HEIGHT, PITCH, ROLL)
+        assert pose_source_after_frame(1 * SEC) == "tf"
+        buf.transform = None  # tf gone: the frame is served with the static mounting
+        assert pose_source_after_frame(2 * SEC) == "static"
+        buf.transform = _static_transform(HEIGHT, PITCH, ROLL)
+        assert pose_source_after_frame(3 * SEC) == "tf"
+    finally:
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown(context=ctx)
+        graph.close()
+
+
+def test_model_sidecar_change_reloads_and_a_bad_model_file_warns_until_resolved(rig_factory, tmp_path):
+    """The sidecar is part of the model: changing it alone reloads (its max_depth applies); a
+    removed sidecar or model file is refused, /diagnostics is WARN naming the file while the loaded
+    model keeps serving, and OK again once the files are good."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from edepth_ros.model_io import ModelSpec, sidecar_path, write_sidecar
+
+    model = _tiny_onnx_model(tmp_path / "tiny.onnx")
+    sidecar = sidecar_path(model)
+    f = scene()
+    rig = rig_factory(58, {"backend": "onnxruntime", "model": str(model), "backend_threads": 1,
+                           "model_check_period": 0.2, "diagnostics_period": 0.2, "publish.points": False})
+    rig.ready()
+    rig.send_info(f.camera)
+    stamp = iter(range(1, 100))
+
+    def served_max_depth():
+        got = rig.serve(f.rgb, next(stamp) * SEC)
+        assert got is not None, rig.node.log()
+        return float(np.nanmax(depth_of(got)))
+
+    def next_status(predicate, timeout=10.0):
+        got = rig.diag.wait_for(lambda m: predicate(*_status(m)), timeout, after=rig.diag.count)
+        assert got is not None, f"last /diagnostics: {_status(rig.diag.msgs[-1])}\n{rig.node.log()}"
+        return _status(got)
+
+    assert served_max_depth() > 8.0
+    # 1. only the sidecar changes (max_depth 80 -> 8): a new model, reloaded
+    write_sidecar(model, ModelSpec.for_size(96, 320, 8.0))
+    assert rig.node.wait_log("reloaded (sha256", 15), rig.node.log()
+    assert served_max_depth() <= 8.0
+    # 2. the sidecar removed: refused, WARN naming it, the loaded model (max_depth 8) still serving
+    spec_text = sidecar.read_text()
+    sidecar.unlink()
+    level, message, values = next_status(lambda level, message, v: str(sidecar) in message)
+    assert level == DiagnosticStatus.WARN and int(values["model_refused"]) >= 1, message
+    refused = int(values["model_refused"])
+    assert served_max_depth() <= 8.0
+    sidecar.write_text(spec_text)  # the same sidecar back: the loaded model is the file's again
+    next_status(lambda level, message, v: level == DiagnosticStatus.OK)
+    # 3. the model file gone: WARN naming it until it is back
+    hidden = model.with_name("hidden.onnx")
+    model.rename(hidden)
+    level, message, values = next_status(lambda level, message, v: "not readable" in message)
+    assert level == DiagnosticStatus.WARN and str(model) in message and int(values["model_refused"]) > refused
+    assert served_max_depth() <= 8.0
+    hidden.rename(model)
+    _, _, values = next_status(lambda level, message, v: level == DiagnosticStatus.OK)
+    assert int(values["model_reloads"]) == 1, values
+
+
+@pytest.mark.parametrize("sig, domain", [(signal.SIGINT, 59), (signal.SIGTERM, 60)])
+def test_stop_signal_under_load_is_quiet(rig_factory, sig, domain):
+    """Ctrl-C / SIGTERM while the worker is busy: rclpy shuts the context under the frame in
+    flight; the node exits 0 without calling that a failed frame."""
+    f = scene(1242, 375)
+    rig = rig_factory(domain, {"points.decimation": 1, "diagnostics_period": 0.3})
+    rig.ready()
+    rig.send_info(f.camera)
+    assert rig.serve(f.rgb, 1 * SEC) is not None, rig.node.log()
+    msg = image_msg(f.rgb, 0, FRAME)
+    stop = threading.Event()
+
+    def camera():  # 30 Hz, faster than the node at this size: the worker is always busy
+        i = 0
+        while not stop.is_set():
+            msg.header = make_header(100 * SEC + i * SEC // 30, FRAME)
+            rig.pub_image.publish(msg)
+            i += 1
+            time.sleep(1 / 30)
+
+    thread = threading.Thread(target=camera, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.5)
+        diag = rig.diagnostics()
+        assert int(diag["frames_dropped"]) > 0, diag  # saturated: a frame is in flight at the signal
+        rig.node.proc.send_signal(sig)
+        assert rig.node.proc.wait(20) == 0, rig.node.log()
+    finally:
+        stop.set()
+        thread.join(5)
+    log = rig.node.log()
+    assert "frame skipped" not in log and "context is invalid" not in log, log
 
 
 @pytest.mark.slow

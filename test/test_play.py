@@ -1,5 +1,7 @@
-"""`edepth play` and `edepth record` as separate processes on a real Fast DDS graph (loopback)."""
+"""`edepth play` and `edepth record` as separate processes on a real Fast DDS graph (loopback).
+ROS_DOMAIN_IDs 72-78."""
 
+import signal
 import subprocess
 import sys
 import time
@@ -93,3 +95,97 @@ def test_bad_input_is_named(bag, tmp_path):
     p = _cli(["play", str(bag), "--wait-for", "/not_in_bag"], 74)
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 2 and "--wait-for /not_in_bag: not a replayed topic" in out
+
+
+def _offers(path):
+    """topic -> [(reliability, durability)] of the offered QoS profiles recorded in the bag."""
+    with bio.BagReader(path) as r:
+        return {c.topic: [(q.reliability.name, q.durability.name) for q in c.ext.offered_qos_profiles]
+                for c in r.connections()}
+
+
+@pytest.mark.parametrize("sig, domain", [(signal.SIGINT, 75), (signal.SIGTERM, 76)])
+def test_record_keeps_the_offered_qos_and_stops_cleanly_on_a_signal(tmp_path, sig, domain):
+    """Topics published before the recorder starts are subscribed when the ready file appears (it
+    lists them); the publishers' QoS goes into the bag; Ctrl-C and SIGTERM both close the bag
+    complete and exit 0."""
+    from std_msgs.msg import String
+
+    from ros_util import Graph, reliable_qos, sensor_qos
+
+    graph = Graph(domain, namespace="/")
+    try:
+        latched = graph.publisher(String, "/latched", reliable_qos(1, transient_local=True))
+        sensor = graph.publisher(String, "/sensor", sensor_qos(5))
+        latched.publish(String(data="latched-1"))
+        out, ready = tmp_path / "rec", tmp_path / "ready"
+        rec = _cli(["record", str(out), "--topics", "/latched", "/sensor", "--ready-file", str(ready)], domain)
+        _wait_file(ready, rec)
+        assert ready.read_text().split() == ["ready", "/latched", "/sensor"]
+        assert graph.wait_matched(sensor)
+        time.sleep(1.0)  # discovery is two-way: let the recorder's side match our best-effort writer too
+        for i in range(20):
+            sensor.publish(String(data=f"s{i}"))
+            time.sleep(0.02)
+        time.sleep(0.5)
+        rec.send_signal(sig)
+        text, _ = rec.communicate(timeout=30)
+    finally:
+        graph.close()
+    assert rec.returncode == 0 and "Traceback" not in text, text
+    assert (out / "metadata.yaml").is_file()
+    with bio.BagReader(out) as r:
+        counts = {t: i.count for t, i in r.topics.items()}
+        assert r.truncated is None
+    assert counts["/latched"] == 1 and counts["/sensor"] >= 10, counts  # best effort on loopback: most arrive
+    offers = _offers(out)
+    assert offers["/latched"] == [("RELIABLE", "TRANSIENT_LOCAL")], offers
+    assert offers["/sensor"] == [("BEST_EFFORT", "VOLATILE")], offers
+
+
+@pytest.mark.parametrize("sig, domain", [(signal.SIGINT, 77), (signal.SIGTERM, 78)])
+def test_play_offers_the_recorded_qos_and_stops_cleanly_on_a_signal(tmp_path, sig, domain):
+    """A bag with recorded offers (a latched topic, a best-effort one) is replayed with them: a
+    transient_local late joiner gets the latched message, /sensor is offered best effort; without
+    offers the defaults stay. Ctrl-C and SIGTERM end a looping replay with exit 0."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    from ros_util import Collector, Graph, reliable_qos
+
+    def offer(reliability, durability):
+        t = QosTime(0, 0)
+        return Qos(QosHistory.KEEP_LAST, 1, reliability, durability, t, t, QosLiveliness.AUTOMATIC, t, False)
+
+    bag = tmp_path / "qos"
+    String_ = bio.msg_class("std_msgs/msg/String")
+    with bio.BagWriter(bag) as w:
+        w.add_topic("/latched", "std_msgs/msg/String",
+                    offered_qos_profiles=[offer(QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL)])
+        w.add_topic("/sensor", "std_msgs/msg/String",
+                    offered_qos_profiles=[offer(QosReliability.BEST_EFFORT, QosDurability.VOLATILE)])
+        w.add_topic("/plain", "std_msgs/msg/String")
+        w.write("/latched", 1, String_(data="latched-1"))
+        for i in range(10):
+            w.write("/sensor", 2 + i * 100_000_000, String_(data=f"s{i}"))
+            w.write("/plain", 3 + i * 100_000_000, String_(data=f"p{i}"))
+
+    graph = Graph(domain, namespace="/")
+    play = _cli(["play", str(bag), "--loop", "--no-clock"], domain)
+    try:
+        assert graph.wait_publishers("/latched") and graph.wait_publishers("/sensor"), play
+        time.sleep(1.0)  # the latched message has been published: a subscriber now is a late joiner
+        late = Collector()
+        graph.node.create_subscription(String, "/latched", late, reliable_qos(1, transient_local=True))
+        assert late.wait_for(lambda m: m.data == "latched-1", 10) is not None, "the late joiner got nothing"
+        info = {t: graph.node.get_publishers_info_by_topic(t)[0].qos_profile for t in ("/latched", "/sensor", "/plain")}
+        assert info["/latched"].durability == DurabilityPolicy.TRANSIENT_LOCAL
+        assert info["/sensor"].reliability == ReliabilityPolicy.BEST_EFFORT
+        assert (info["/plain"].reliability, info["/plain"].durability) == (ReliabilityPolicy.RELIABLE,
+                                                                           DurabilityPolicy.VOLATILE)
+    finally:
+        play.send_signal(sig)
+        text, _ = play.communicate(timeout=30)
+        graph.close()
+    assert play.returncode == 0 and "Traceback" not in text, text

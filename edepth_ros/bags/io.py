@@ -353,13 +353,17 @@ class BagWriter:
     def __exit__(self, *exc) -> None:
         self._writer.close()
 
-    def add_topic(self, topic: str, msgtype: str, msgdef: str | None = None, rihs01: str | None = None) -> None:
+    def add_topic(self, topic: str, msgtype: str, msgdef: str | None = None, rihs01: str | None = None,
+                  offered_qos_profiles: Iterable = ()) -> None:
+        """offered_qos_profiles: rosbags ``Qos`` of the topic's publishers (metadata.yaml's
+        offered_qos_profiles, which players use to offer the same QoS)."""
         if topic in self._conns:
             return
+        qos = list(offered_qos_profiles)
         if msgdef is not None and rihs01 is not None:
-            conn = self._writer.add_connection(topic, msgtype, msgdef=msgdef, rihs01=rihs01)
+            conn = self._writer.add_connection(topic, msgtype, msgdef=msgdef, rihs01=rihs01, offered_qos_profiles=qos)
         else:
-            conn = self._writer.add_connection(topic, msgtype, typestore=typestore())
+            conn = self._writer.add_connection(topic, msgtype, typestore=typestore(), offered_qos_profiles=qos)
         self._conns[topic] = (conn, msgtype)
 
     def write(self, topic: str, t_ns: int, msg) -> None:

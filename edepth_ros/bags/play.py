@@ -40,13 +40,28 @@ def message_class(msgtype: str):
     return getattr(module, name)
 
 
-def _qos(topic: str):
+def _qos(topic: str, offers: list = ()):
+    """As ``ros2 bag play``: reliability and durability from the recorded publishers' offers
+    (rosbags ``Qos``; reliable / transient_local only when every offer is); without usable offers,
+    reliable and volatile (transient_local for /tf_static)."""
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     static = topic in STATIC_TOPICS
+    reliable, latched = True, static
+    known = [o for o in offers if o.reliability.name in ("RELIABLE", "BEST_EFFORT")
+             and o.durability.name in ("VOLATILE", "TRANSIENT_LOCAL")]
+    if known:
+        reliable = all(o.reliability.name == "RELIABLE" for o in known)
+        latched = all(o.durability.name == "TRANSIENT_LOCAL" for o in known)
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1 if static else 10,
-                      reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL if static else DurabilityPolicy.VOLATILE)
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+def _offers(reader, topic: str) -> list:
+    """The offered QoS profiles recorded for ``topic`` (all its connections; [] when none)."""
+    return [q for c in reader.connections([topic])
+            for q in (getattr(getattr(c, "ext", None), "offered_qos_profiles", None) or [])]
 
 
 def play(bag, rate: float = 1.0, loop: bool = False, topics: Optional[list] = None, remap: Optional[dict] = None,
@@ -59,7 +74,9 @@ def play(bag, rate: float = 1.0, loop: bool = False, topics: Optional[list] = No
     rosgraph_msgs/Clock on /clock every ``clock_period`` seconds of bag time (and before each
     message). wait_for: published topics that must have a subscriber before playing starts (a
     node that starts late would otherwise miss the first frames). node: an existing rclpy node
-    (rclpy already initialised); otherwise one is created and destroyed here.
+    (rclpy already initialised); otherwise one is created and destroyed here. Publishers offer the
+    QoS recorded in the bag where it has one (``_qos``). When rclpy's context is shut down (Ctrl-C,
+    SIGTERM) playing stops and the stats so far are returned.
     """
     import rclpy
     from rosgraph_msgs.msg import Clock
@@ -73,6 +90,11 @@ def play(bag, rate: float = 1.0, loop: bool = False, topics: Optional[list] = No
         if not rclpy.ok():
             rclpy.init()
         node = rclpy.create_node("edepth_player")
+
+    def stopping() -> bool:
+        return should_stop() or not node.context.ok()
+
+    t_play0 = None
     try:
         reader = bio.BagReader(bag)
         with reader:
@@ -90,7 +112,8 @@ def play(bag, rate: float = 1.0, loop: bool = False, topics: Optional[list] = No
                     log.warning("not replaying %s: %s", conn.topic, stats.skipped_topics[conn.topic])
                     continue
                 out_topic = remap.get(conn.topic, conn.topic)
-                pubs[conn.topic] = node.create_publisher(cls, out_topic, _qos(conn.topic))
+                qos = _qos(conn.topic, _offers(reader, conn.topic))
+                pubs[conn.topic] = node.create_publisher(cls, out_topic, qos)
                 stats.published[out_topic] = 0
             clock_pub = node.create_publisher(Clock, "/clock", 10) if clock else None
             _wait_for_subscribers(node, pubs, remap, wait_for or [], wait_timeout)
@@ -103,7 +126,7 @@ def play(bag, rate: float = 1.0, loop: bool = False, topics: Optional[list] = No
                 wall_t0 = time.perf_counter()
                 last_clock = None
                 for topic, _msgtype, t, raw in reader.messages(list(pubs)):
-                    if should_stop():
+                    if stopping():
                         break
                     if bag_t0 is None:
                         bag_t0 = t
@@ -127,10 +150,16 @@ def play(bag, rate: float = 1.0, loop: bool = False, topics: Optional[list] = No
                         stats.bag_s = max(stats.bag_s, (t - bag_t0) * 1e-9)
                 stats.loops += 1
                 stats.truncated = reader.truncated
-                if not loop or should_stop() or (max_loops is not None and stats.loops >= max_loops):
+                if not loop or stopping() or (max_loops is not None and stats.loops >= max_loops):
                     break
             stats.wall_s = time.perf_counter() - t_play0
             time.sleep(0.2)  # let reliable writers hand the last messages over before the node goes
+    except Exception:
+        if node.context.ok():
+            raise
+        # SIGTERM / Ctrl-C: rclpy shut the context down between our check and a publish: we stop
+        if t_play0 is not None:
+            stats.wall_s = time.perf_counter() - t_play0
     finally:
         if own:
             node.destroy_node()

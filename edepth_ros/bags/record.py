@@ -2,21 +2,26 @@
 
 Each subscription is ``raw=True`` (the callback gets the CDR bytes, nothing is deserialized) and
 its QoS follows the publishers it finds (reliable only when every publisher is reliable, so a
-best-effort sensor topic is still recorded). Topics that do not exist yet are subscribed as soon as
-they appear. Log time is the receive time on the recorder's clock (ROS time, /clock with
-use_sim_time); message headers are untouched.
+best-effort sensor topic is still recorded); the publishers' QoS is written to the bag as its
+offered_qos_profiles (what ``edepth play`` and ``ros2 bag play`` offer again). Topics that do not
+exist yet are subscribed as soon as they appear. Log time is the receive time on the recorder's
+clock (ROS time, /clock with use_sim_time); message headers are untouched.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 from . import io as bio
 
 log = logging.getLogger(__name__)
+
+READY_WAIT = 2.0  # seconds of discovery the ready file waits for topics not seen yet
 
 
 @dataclass
@@ -57,7 +62,8 @@ class Recorder:
                 self._subs[topic] = None
                 continue
             try:
-                self.writer.add_topic(topic, msgtype)
+                offers = [offered_qos(i.qos_profile) for i in self.node.get_publishers_info_by_topic(topic)]
+                self.writer.add_topic(topic, msgtype, offered_qos_profiles=offers)
             except bio.BagError as exc:
                 log.warning("cannot record %s: %s", topic, exc)
                 self._subs[topic] = None
@@ -66,6 +72,13 @@ class Recorder:
             self._subs[topic] = self.node.create_subscription(
                 cls, topic, lambda raw, t=topic: self._on_message(t, raw), self._qos_for(topic), raw=True)
             log.info("recording %s (%s)", topic, msgtype)
+
+    def subscribed(self) -> list:
+        return [t for t in self.topics if self._subs.get(t) is not None]
+
+    def all_seen(self) -> bool:
+        """Every wanted topic is subscribed (or known to be unrecordable)."""
+        return all(t in self._subs for t in self.topics)
 
     def _qos_for(self, topic: str):
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -100,9 +113,12 @@ def record(out, topics: list, storage: str = "mcap", duration: Optional[float] =
     """Record until ``duration`` seconds pass, every topic in ``until_counts`` reached its count,
     no message came for ``idle_timeout`` seconds after the first, or ``should_stop()``.
 
-    ready_file: a path written once the recorder's node exists (lets a parent process wait for it).
+    ready_file: a path written once every wanted topic already in the graph is subscribed (after up
+    to READY_WAIT s of discovery for those not seen yet): "ready", then the subscribed topics, one a
+    line. A parent process waits for it before publishing.
     """
     import rclpy
+    from rclpy.executors import ExternalShutdownException
 
     until_counts = {"/" + t.lstrip("/"): n for t, n in (until_counts or {}).items()}
     if not rclpy.ok():
@@ -112,16 +128,15 @@ def record(out, topics: list, storage: str = "mcap", duration: Optional[float] =
     t0 = time.perf_counter()
     last_total, last_change = 0, None
     try:
-        if ready_file:
-            from pathlib import Path
-
-            Path(ready_file).write_text("ready\n")
         next_poll = 0.0
         while rclpy.ok() and not should_stop():
             now = time.perf_counter()
             if now >= next_poll:
                 rec.poll_graph()
                 next_poll = now + 0.25
+                if ready_file and (rec.all_seen() or now - t0 >= READY_WAIT):
+                    _write_ready(ready_file, rec.subscribed())  # after the subscriptions exist
+                    ready_file = None
             rclpy.spin_once(node, timeout_sec=0.05)
             total = sum(rec.stats.counts.values())
             if total != last_total:
@@ -132,8 +147,8 @@ def record(out, topics: list, storage: str = "mcap", duration: Optional[float] =
                 break
             if idle_timeout is not None and last_change is not None and now - last_change > idle_timeout:
                 break
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C / SIGTERM (rclpy shut the context down): the bag is closed below, complete
     finally:
         stats = rec.close()
         stats.wall_s = time.perf_counter() - t0
@@ -141,3 +156,28 @@ def record(out, topics: list, storage: str = "mcap", duration: Optional[float] =
         if rclpy.ok():
             rclpy.shutdown()
     return stats
+
+
+def _write_ready(path, subscribed: list) -> None:
+    """Atomically (a parent polls for the file): "ready", then the subscribed topics."""
+    tmp = Path(f"{path}.part")
+    tmp.write_text("".join(f"{t}\n" for t in ["ready", *subscribed]))
+    os.replace(tmp, path)
+
+
+def offered_qos(profile):
+    """rosbags ``Qos`` of an rclpy QoSProfile (a publisher's, from get_publishers_info_by_topic)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    def policy(cls, value):
+        return cls.__members__.get(getattr(value, "name", ""), cls.UNKNOWN)  # same names in rclpy and rosbags
+
+    def duration(d):
+        return QosTime(*divmod(int(d.nanoseconds), 1_000_000_000))
+
+    return Qos(history=policy(QosHistory, profile.history), depth=int(profile.depth),
+               reliability=policy(QosReliability, profile.reliability),
+               durability=policy(QosDurability, profile.durability), deadline=duration(profile.deadline),
+               lifespan=duration(profile.lifespan), liveliness=policy(QosLiveliness, profile.liveliness),
+               liveliness_lease_duration=duration(profile.liveliness_lease_duration),
+               avoid_ros_namespace_conventions=bool(profile.avoid_ros_namespace_conventions))

@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=None, help="stop when every topic has this many messages")
     parser.add_argument("--idle-timeout", type=float, default=None,
                         help="stop when nothing arrived for this many seconds (after the first message)")
-    parser.add_argument("--ready-file", default=None, help="write this file once subscribed to the graph")
+    parser.add_argument("--ready-file", default=None, help="write this file once the topics already in the graph are subscribed "
+                             "(lines: ready, then those topics)")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
 
 

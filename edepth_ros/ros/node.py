@@ -132,6 +132,9 @@ class EdepthNode(Node):
         self.pipeline_ms: deque = deque(maxlen=300)
         self.overhead_ms: deque = deque(maxlen=300)
         self.last_problem = ""
+        self._last_skip: Optional[tuple[float, str]] = None  # (monotonic time, text) of the latest skipped frame
+        self.model_problem = ""  # why the model file on disk is not the one serving, until that is resolved
+        self.pose_used = "none"  # where the last frame's ground plane came from: tf, static or none
         self._last_warn: dict[str, float] = {}
         self._last_image_time: Optional[float] = None
         self._start_time = time.monotonic()
@@ -144,7 +147,7 @@ class EdepthNode(Node):
 
         self.pipeline, self.backend_name, self.model_path = self._make_pipeline()
         # model file watch (worker thread): stat signature, content hash, reload / refusal counts
-        self.model_sha256 = self._model_digest() if self.model_path else ""
+        self.model_sha256, self._sidecar_sha256 = self._model_digests() if self.model_path else ("", "")
         self._model_sig = self._model_signature()
         self._next_model_check = time.monotonic() + cfg["model_check_period"]
         self.model_reloads = 0
@@ -256,11 +259,13 @@ class EdepthNode(Node):
             try:
                 self._process(msg, t_recv)
             except SkipFrame as skip:
-                self._count_skip(skip.key)
-                self._warn(skip.key, f"frame skipped: {skip}")
+                self._skip(skip.key, f"frame skipped: {skip}")
             except Exception as exc:  # keep serving: one bad frame must not stop the node
-                self._count_skip("error")
-                self._warn("error", f"frame skipped: processing failed: {type(exc).__name__}: {exc}")
+                if self._stop.is_set() or not self.context.ok():
+                    # Ctrl-C / SIGTERM: rclpy shut the context under the frame in flight (before
+                    # destroy_node set _stop); the publish failed because we stop, not a bad frame
+                    return
+                self._skip("error", f"frame skipped: processing failed: {type(exc).__name__}: {exc}")
                 self.get_logger().debug(traceback.format_exc())
 
     # ------------------------------------------------------------------- model file watch
@@ -282,14 +287,28 @@ class EdepthNode(Node):
                 sig.append(None)
         return tuple(sig)
 
-    def _model_digest(self) -> str:
-        from ..model_io import sha256_file
+    def _model_digests(self) -> tuple[str, str]:
+        """SHA-256 of the model and of its sidecar ('' when there is none): the sidecar is part of
+        the model (max_depth, tensor shapes, the expected hash), so a change to either is a new model.
+        OSError when the model itself cannot be read."""
+        from ..model_io import sha256_file, sidecar_path
 
-        return sha256_file(self.model_path)
+        model = sha256_file(self.model_path)
+        try:
+            sidecar = sha256_file(sidecar_path(self.model_path))
+        except OSError:
+            sidecar = ""
+        return model, sidecar
+
+    def _refuse_model(self, text: str) -> None:
+        """The file on disk cannot serve: count it, warn, and keep /diagnostics at WARN until it is resolved."""
+        self.model_refused += 1
+        self.model_problem = text
+        self._warn("model", text)
 
     def _check_model_file(self) -> None:
-        """Every model_check_period (worker thread, between frames): when the model file's content
-        changed, load and try the new file; swap it in only when it works, else refuse it and keep
+        """Every model_check_period (worker thread, between frames): when the model file's or its
+        sidecar's content changed, load and try the new pair; swap it in only when it works, else refuse it and keep
         the model already loaded (a half-copied or corrupt file never replaces a working one)."""
         period = self.cfg["model_check_period"]
         if not self.model_path or period <= 0 or time.monotonic() < self._next_model_check:
@@ -300,14 +319,24 @@ class EdepthNode(Node):
             return
         self._model_sig = sig
         try:
-            digest = self._model_digest()
+            digests = self._model_digests()
         except OSError as exc:
-            self.model_refused += 1
-            self._warn("model", f"model file {self.model_path} is not readable ({exc}): keeping the loaded model "
-                                f"(sha256 {self.model_sha256[:12]})")
+            self._refuse_model(f"model file {self.model_path} is not readable ({exc}): keeping the loaded model "
+                               f"(sha256 {self.model_sha256[:12]})")
             return
-        if digest == self.model_sha256:
+        if digests == (self.model_sha256, self._sidecar_sha256):
+            if self.model_problem:  # back to the files that are loaded (restored, or a refused one undone)
+                self.model_problem = ""
+                self.get_logger().info(f"model file {self.model_path} and its sidecar are the loaded ones again")
             return
+        digest, sidecar = digests
+        if digest != self.model_sha256:
+            change = f"model file {self.model_path} changed (sha256 {digest[:12]})"
+        else:
+            from ..model_io import sidecar_path
+
+            change = (f"model file {self.model_path}: its sidecar {sidecar_path(self.model_path)} "
+                      f"{'changed' if sidecar else 'was removed'}")
         try:
             pipeline, name, _ = self._make_pipeline(self.model_path)
             backend = pipeline.backend
@@ -315,20 +344,19 @@ class EdepthNode(Node):
             depth, _conf = backend.infer(np.zeros((h, w, 3), np.uint8), np.zeros((2, h, w), np.float32))
             if depth.shape != (h, w):
                 raise RuntimeError(f"output depth is {depth.shape}, expected {(h, w)}")
-            if self._model_digest() != digest:
-                raise RuntimeError("the file changed again while it was loaded (still being copied?)")
+            if self._model_digests() != digests:
+                raise RuntimeError("the files changed again while they were loaded (still being copied?)")
         except Exception as exc:  # any failure: refuse, the running model stays
-            self.model_refused += 1
-            self._warn("model", f"model file {self.model_path} changed (sha256 {digest[:12]}) and was refused: "
-                                f"{type(exc).__name__}: {exc}; keeping the previous model (sha256 "
-                                f"{self.model_sha256[:12]})")
+            self._refuse_model(f"{change} and was refused: {type(exc).__name__}: {exc}; keeping the previous "
+                               f"model (sha256 {self.model_sha256[:12]})")
             return
         old = self.pipeline
-        self.pipeline, self.backend_name, self.model_sha256 = pipeline, name, digest
+        self.pipeline, self.backend_name = pipeline, name
+        self.model_sha256, self._sidecar_sha256 = digests
+        self.model_problem = ""
         self.model_reloads += 1
         old.backend.close()
-        self.get_logger().info(f"model file {self.model_path} changed: reloaded (sha256 {digest[:12]}, "
-                               f"backend {name})")
+        self.get_logger().info(f"{change}: reloaded (sha256 {digest[:12]}, backend {name})")
 
     def _process(self, msg, t_recv: float) -> None:
         cfg = self.cfg
@@ -363,6 +391,7 @@ class EdepthNode(Node):
 
         t = time.perf_counter()
         pose = self.pose_source.lookup(header.frame_id, header.stamp)
+        self.pose_used = pose.source
         if pose.problem:
             self._warn("pose", pose.problem)
         timings["pose_ms"] = (time.perf_counter() - t) * 1e3
@@ -455,9 +484,12 @@ class EdepthNode(Node):
                 max_range=cfg["points.max_range"], organised=cfg["points.organised"], header=header))
 
     # ----------------------------------------------------------------------------- health
-    def _count_skip(self, key: str) -> None:
+    def _skip(self, key: str, text: str) -> None:
+        """A frame not processed: counted by reason, remembered for the diagnostics level, warned."""
         with self._lock:
             self.skipped[key] = self.skipped.get(key, 0) + 1
+        self._last_skip = (time.monotonic(), text)
+        self._warn(key, text)
 
     def _warn(self, key: str, text: str) -> None:
         """A warning throttled per problem (not per call site), remembered for diagnostics."""
@@ -513,11 +545,20 @@ class EdepthNode(Node):
     def _publish_diagnostics(self) -> None:
         s = self.stats()
         status = DiagnosticStatus(name=f"{self.get_name()}: depth", hardware_id=self.get_namespace())
-        no_input = self._last_image_time is None or time.monotonic() - self._last_image_time > self.cfg["no_image_warn_after"]
+        now = time.monotonic()
+        no_input = self._last_image_time is None or now - self._last_image_time > self.cfg["no_image_warn_after"]
+        # recent problems only: one skipped frame must not leave the node at WARN for good (the
+        # counters keep the history); held 3 periods, or as long as its warning is throttled.
+        # A refused or missing model file stays WARN until resolved.
+        skip = self._last_skip
+        hold = max(3 * self.cfg["diagnostics_period"], self.cfg["warn_throttle"])
+        recent_skip = skip is not None and now - skip[0] <= hold
         if no_input:
             status.level, status.message = DiagnosticStatus.WARN, f"no image on {self.resolve_topic_name(self.image_topic)}"
-        elif s["skipped"] and self.last_problem:
-            status.level, status.message = DiagnosticStatus.WARN, self.last_problem[:200]
+        elif recent_skip:
+            status.level, status.message = DiagnosticStatus.WARN, skip[1][:200]
+        elif self.model_problem:
+            status.level, status.message = DiagnosticStatus.WARN, self.model_problem[:200]
         else:
             status.level, status.message = DiagnosticStatus.OK, "ok"
         values = {
@@ -531,7 +572,7 @@ class EdepthNode(Node):
             "backend": self.backend_name, "model": self.model_path or "(none)",
             "model_sha256": self.model_sha256, "model_reloads": str(self.model_reloads),
             "model_refused": str(self.model_refused),
-            "pose_source": self.pose_source.source, "last_problem": self.last_problem,
+            "pose_source": self.pose_used, "last_problem": self.last_problem,
         }
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray(status=[status])
@@ -556,6 +597,9 @@ def main(args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (params.ParameterError, ValueError, RuntimeError, FileNotFoundError) as exc:
+        if not rclpy.ok():
+            # Ctrl-C / SIGTERM shut the context while spin set up its wait set (an RCLError): a stop
+            return code
         # bad parameters, backend or model: say which, exit non-zero (launch shows it)
         print(f"[{NODE_NAME}] cannot start: {exc}", file=sys.stderr, flush=True)
         code = 2

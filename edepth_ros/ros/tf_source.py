@@ -53,7 +53,7 @@ def transform_to_matrix(transform) -> np.ndarray:
 class StaticPose:
     """The ground plane from static mounting parameters (height m, pitch and roll radians)."""
 
-    source = "static"
+    source = "static"  # preferred source; PoseLookup.source says what each frame got
 
     def __init__(self, height: float, pitch: float = 0.0, roll: float = 0.0):
         self.plane = GroundPlane.from_static(height, pitch, roll)
@@ -68,7 +68,7 @@ class StaticPose:
 class TfPose:
     """ground_frame -> image frame from tf at the image stamp, with a timeout and a staleness limit."""
 
-    source = "tf"
+    source = "tf"  # preferred source, with a static fallback per frame: PoseLookup.source says which
 
     def __init__(self, node, ground_frame: str, timeout: float, max_age: float, fallback: StaticPose,
                  buffer=None, errors: tuple = ()):
