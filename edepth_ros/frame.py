@@ -36,6 +36,8 @@ class DepthResult:
 
     depth: float32 metres, NaN where there is no estimate. confidence: float32 in [0, 1].
     embodied: the embodied scene depth the network was given. timings: milliseconds per stage.
+    problem: "" normally; when the frame has no estimate at all, why (an unusable image, no ground
+    plane), the depth then all NaN and the confidence 0.
     """
 
     depth: np.ndarray
@@ -43,3 +45,4 @@ class DepthResult:
     embodied: "EmbodiedResult"
     labels: Optional[np.ndarray] = None
     timings: dict = field(default_factory=dict)
+    problem: str = ""

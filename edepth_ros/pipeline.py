@@ -14,6 +14,7 @@ import numpy as np
 
 from .backends.base import Backend
 from .frame import DepthResult, Frame
+from .image_check import ImageCheckConfig, image_problem
 from .model_io import pack_embodied
 from .preprocess import ModelInput
 
@@ -37,11 +38,14 @@ class DepthPipeline:
     model_input: ``preprocess.ModelInput``; default: the backend's input size (resize), or the
     image size when the backend takes any size.
     fallback_plane: ``ground.GroundPlane`` used for frames whose ``plane`` is None; with none,
-    such frames return all-NaN depth with the reason in ``result.embodied.reason``.
+    such frames return all-NaN depth with the reason in ``result.problem``.
+    image_check: ``image_check.ImageCheckConfig`` (default thresholds when None); an image it finds
+    unusable (blank, blinded, noise) gets all-NaN depth with the reason in ``result.problem``.
     """
 
     def __init__(self, backend: Backend, embodied_config=None, segmenter=None,
-                 model_input: Optional[ModelInput] = None, fallback_plane=None, mask_sky: bool = True):
+                 model_input: Optional[ModelInput] = None, fallback_plane=None, mask_sky: bool = True,
+                 image_check=None):
         from .embodied import EmbodiedConfig, EmbodiedDepth  # deferred: keeps pipeline importable alone
 
         self.backend = backend
@@ -56,6 +60,7 @@ class DepthPipeline:
             )
         self.model_input = model_input
         self.fallback_plane = fallback_plane
+        self.image_check = image_check if image_check is not None else ImageCheckConfig()
         # Sky has no depth (REP 118: NaN, or the configured cap): a network's guess there would put
         # phantom points into the cloud, so the embodied verdict wins on sky pixels.
         self.mask_sky = mask_sky
@@ -75,9 +80,14 @@ class DepthPipeline:
         h, w = rgb.shape[:2]
         if (w, h) != (int(camera.width), int(camera.height)):
             raise PipelineError(f"frame.rgb is {w}x{h} but frame.camera is {camera.width}x{camera.height}")
+        t = time.perf_counter()
+        problem = image_problem(rgb, self.image_check)
+        timings["image_check_ms"] = _ms(t)
+        if problem:  # no depth rather than plane depth under a camera that sees nothing
+            return self._no_depth_result(frame, problem, timings, t_start)
         plane = frame.plane if frame.plane is not None else self.fallback_plane
         if plane is None:
-            return self._no_plane_result(frame, timings, t_start)
+            return self._no_depth_result(frame, NO_PLANE_REASON, timings, t_start)
 
         t = time.perf_counter()
         labels = frame.labels
@@ -118,14 +128,14 @@ class DepthPipeline:
         timings["total_ms"] = _ms(t_start)
         return DepthResult(depth=depth, confidence=conf, embodied=emb, labels=labels, timings=timings)
 
-    def _no_plane_result(self, frame: Frame, timings: dict, t_start: float) -> DepthResult:
+    def _no_depth_result(self, frame: Frame, reason: str, timings: dict, t_start: float) -> DepthResult:
         from .embodied import EmbodiedResult
 
         h, w = frame.rgb.shape[:2]
-        emb = EmbodiedResult.empty(h, w, NO_PLANE_REASON)
+        emb = EmbodiedResult.empty(h, w, reason)
         timings["total_ms"] = _ms(t_start)
         return DepthResult(depth=emb.depth.copy(), confidence=np.zeros((h, w), np.float32), embodied=emb,
-                           labels=frame.labels, timings=timings)
+                           labels=frame.labels, timings=timings, problem=reason)
 
 
 def _ms(t0: float) -> float:

@@ -1,7 +1,7 @@
 """edepth_node in a real ROS 2 graph: the node in its own process, this process publishing synthetic
 frames (and wrong things) and receiving depth and points over Fast DDS on loopback.
 
-ROS_DOMAIN_IDs 41-49, 55 and 56-60 (engineer E's range is 40-69). The embodied-only backend keeps each test fast.
+ROS_DOMAIN_IDs 41-49, 55 and 56-61 (engineer E's range is 40-69). The embodied-only backend keeps each test fast.
 """
 
 from __future__ import annotations
@@ -560,6 +560,33 @@ def test_stop_signal_under_load_is_quiet(rig_factory, sig, domain):
         thread.join(5)
     log = rig.node.log()
     assert "frame skipped" not in log and "context is invalid" not in log, log
+
+
+def test_an_unusable_image_is_published_with_no_depth_and_diagnostics_warn(rig_factory):
+    """A covered lens (a black frame) must not give road depth and free-road points: depth, embodied
+    depth and the cloud come out empty with the input header, /diagnostics WARN says why; the next
+    real frame is served and the level is OK again."""
+    f = scene()
+    rig = rig_factory(61, {"diagnostics_period": 0.2, "no_image_warn_after": 60.0})
+    rig.ready()
+    rig.send_info(f.camera)
+    black = np.zeros_like(f.rgb)
+    got = rig.serve(black, 1 * SEC)
+    assert got is not None and got.header.frame_id == FRAME, rig.node.log()
+    assert np.isnan(depth_of(got)).all()
+    assert np.isnan(depth_of(rig.embodied.with_stamp(1 * SEC, 5))).all()
+    cloud = rig.points.with_stamp(1 * SEC, 5)
+    assert cloud is not None and cloud.width * cloud.height == 0
+    warn = rig.diag.wait_for(lambda m: _status(m)[0] == DiagnosticStatus.WARN and "image unusable" in _status(m)[1])
+    assert warn is not None, rig.node.log()
+    assert "image_check.min_contrast" in _status(warn)[1] and int(_status(warn)[2]["frames_no_depth"]) >= 1
+    assert rig.node.wait_log("no depth: image unusable"), rig.node.log()
+    good = rig.serve(f.rgb, 2 * SEC)
+    assert good is not None and np.isfinite(depth_of(good)).mean() > 0.3
+    ok = rig.diag.wait_for(lambda m: _status(m)[0] == DiagnosticStatus.OK, 5.0, after=rig.diag.count)
+    assert ok is not None, f"still {_status(rig.diag.msgs[-1])[:2]} after a good frame"
+    values = _status(ok)[2]
+    assert values["frames_no_depth"] == "1" and values["frames_skipped"] == "0", values
 
 
 @pytest.mark.slow

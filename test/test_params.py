@@ -38,10 +38,19 @@ def test_every_parameter_is_described_and_its_default_is_valid():
     ({"colored.min_depth": 50.0, "colored.max_depth": 10.0}, "'colored.max_depth' = 10.0 must exceed"),
     ({"model": "/nonexistent/model.onnx"}, "parameter 'model': file '/nonexistent/model.onnx' not found"),
     ({"camera_hieght": 1.5}, "unknown parameter.*camera_hieght"),
+    ({"image_check.max_clipped_fraction": 1.5}, "'image_check.max_clipped_fraction' = 1.5 is out of range"),
 ])
 def test_bad_values_are_named(values, match):
     with pytest.raises(ParameterError, match=match):
         validate(values)
+
+
+def test_image_check_parameters_make_the_pipeline_config():
+    from edepth_ros.image_check import ImageCheckConfig
+
+    assert params.image_check_config(params.defaults()) == ImageCheckConfig()
+    got = params.image_check_config(validate({"image_check.enabled": False, "image_check.min_contrast": 5.0}))
+    assert got == ImageCheckConfig(enabled=False, min_contrast=5.0)
 
 
 def test_int_is_accepted_for_a_float_and_use_sim_time_passes():

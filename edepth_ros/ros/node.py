@@ -133,6 +133,8 @@ class EdepthNode(Node):
         self.overhead_ms: deque = deque(maxlen=300)
         self.last_problem = ""
         self._last_skip: Optional[tuple[float, str]] = None  # (monotonic time, text) of the latest skipped frame
+        self._last_no_depth: Optional[tuple[float, str]] = None  # the same, of the latest frame served with no depth
+        self.no_depth = 0  # frames processed and published with no depth at all (unusable image)
         self.model_problem = ""  # why the model file on disk is not the one serving, until that is resolved
         self.pose_used = "none"  # where the last frame's ground plane came from: tf, static or none
         self._last_warn: dict[str, float] = {}
@@ -186,7 +188,7 @@ class EdepthNode(Node):
         backend = create_backend(kind, model or None, **options)
         if backend.name == "embodied":
             model = ""
-        return DepthPipeline(backend), backend.name, model
+        return DepthPipeline(backend, image_check=params.image_check_config(cfg)), backend.name, model
 
     def _make_topics(self):
         cfg = self.cfg
@@ -402,7 +404,12 @@ class EdepthNode(Node):
         t = time.perf_counter()
         result = self.pipeline.process(frame)
         pipeline_ms = (time.perf_counter() - t) * 1e3
-        if result.embodied.reason:
+        if result.problem:  # published all NaN: downstream sees "no estimate", not stale or free road
+            with self._lock:
+                self.no_depth += 1
+            self._last_no_depth = (time.monotonic(), f"no depth: {result.problem}")
+            self._warn("no_depth", self._last_no_depth[1])
+        elif result.embodied.reason:
             self._warn("embodied", f"embodied depth: {result.embodied.reason}")
 
         t = time.perf_counter()
@@ -536,6 +543,7 @@ class EdepthNode(Node):
             over_med, over_p95 = _percentiles(self.overhead_ms)
             return {
                 "received": self.received, "processed": self.processed, "dropped": self.dropped,
+                "no_depth": self.no_depth,
                 "skipped": sum(self.skipped.values()), "skipped_by_reason": dict(self.skipped),
                 "input_rate_hz": self.in_rate.rate(), "output_rate_hz": self.out_rate.rate(),
                 "latency_ms_median": lat_med, "latency_ms_p95": lat_p95, "pipeline_ms_median": pipe_med,
@@ -550,13 +558,12 @@ class EdepthNode(Node):
         # recent problems only: one skipped frame must not leave the node at WARN for good (the
         # counters keep the history); held 3 periods, or as long as its warning is throttled.
         # A refused or missing model file stays WARN until resolved.
-        skip = self._last_skip
         hold = max(3 * self.cfg["diagnostics_period"], self.cfg["warn_throttle"])
-        recent_skip = skip is not None and now - skip[0] <= hold
+        recent = [p for p in (self._last_skip, self._last_no_depth) if p is not None and now - p[0] <= hold]
         if no_input:
             status.level, status.message = DiagnosticStatus.WARN, f"no image on {self.resolve_topic_name(self.image_topic)}"
-        elif recent_skip:
-            status.level, status.message = DiagnosticStatus.WARN, skip[1][:200]
+        elif recent:
+            status.level, status.message = DiagnosticStatus.WARN, max(recent)[1][:200]
         elif self.model_problem:
             status.level, status.message = DiagnosticStatus.WARN, self.model_problem[:200]
         else:
@@ -568,6 +575,7 @@ class EdepthNode(Node):
             "node_overhead_ms_median": f"{s['node_overhead_ms_median']:.2f}",
             "frames_received": str(s["received"]), "frames_processed": str(s["processed"]),
             "frames_dropped": str(s["dropped"]), "frames_skipped": str(s["skipped"]),
+            "frames_no_depth": str(s["no_depth"]),
             "skipped_by_reason": json.dumps(s["skipped_by_reason"]),
             "backend": self.backend_name, "model": self.model_path or "(none)",
             "model_sha256": self.model_sha256, "model_reloads": str(self.model_reloads),

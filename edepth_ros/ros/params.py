@@ -77,7 +77,7 @@ PARAMS: tuple[ParamSpec, ...] = tuple([
     ParamSpec("model", "", "Model file (.onnx, .engine/.plan, .pt). Empty: the package's demo model under "
               "models/ when present, else the embodied-only backend."),
     ParamSpec("backend_threads", 0, "CPU threads for the backend (0: the runtime's default).", range=(0, 256)),
-    ParamSpec("model_check_period", 2.0, "Seconds between checks of the model file (and its sidecar): when its "
+    ParamSpec("model_check_period", 2.0, "Seconds between checks of the model file and its sidecar: when either's "
               "SHA-256 changes, the new file is validated and loaded between frames; a file that fails is "
               "refused and the previous model keeps running. 0: never check.", range=(0.0, 3600.0)),
     ParamSpec("max_depth", 80.0, "Depth cap, metres, of the embodied-only backend (a model's cap comes from its "
@@ -100,6 +100,17 @@ PARAMS: tuple[ParamSpec, ...] = tuple([
     ParamSpec("camera_height", 1.65, "Static mounting: camera height above the road, metres.", range=(0.05, 50.0)),
     ParamSpec("camera_pitch", 0.0, "Static mounting: pitch, radians, positive looks down.", range=(-1.2, 1.2)),
     ParamSpec("camera_roll", 0.0, "Static mounting: roll about the optical axis, radians.", range=(-1.2, 1.2)),
+    # image check
+    ParamSpec("image_check.enabled", True, "Check every image before computing depth: a blank, blinded or "
+              "noise image (lens covered, camera failed) is published with no depth (NaN), a warning and "
+              "/diagnostics WARN, instead of road depth the camera cannot see."),
+    ParamSpec("image_check.min_contrast", 2.0, "Luminance standard deviation (grey levels) below which an "
+              "image is blank (real frames: 6.5-8.9 darkened tenfold, 65-89 as taken).", range=(0.0, 255.0)),
+    ParamSpec("image_check.max_clipped_fraction", 0.98, "Fraction of black (<= 2) or white (>= 253) pixels "
+              "above which an image is blinded or black (real frames: up to 0.77 brightened fourfold).",
+              range=(0.0, 1.0)),
+    ParamSpec("image_check.min_neighbour_correlation", 0.3, "Correlation of adjacent pixels below which an "
+              "image is noise, not a scene (real frames: 0.90-1.00; noise: about 0).", range=(-1.0, 1.0)),
     # semantic labels
     ParamSpec("semantic.enabled", False, "Subscribe to 'semantic' (mono8 Cityscapes train ids) and use "
               "the label image whose stamp matches; the built-in geometric segmenter otherwise."),
@@ -276,6 +287,14 @@ def declare_all(node) -> dict:
     values.update({name: p.value for name, p in given.items()
                    if name not in SPECS and not name.startswith(ROS_OWN_PREFIXES) and name not in ROS_OWN})
     return validate(values)
+
+
+def image_check_config(values: dict):
+    """The pipeline's ImageCheckConfig from the image_check.* parameters."""
+    from ..image_check import ImageCheckConfig
+
+    return ImageCheckConfig(**{k: values[f"image_check.{k}"] for k in
+                               ("enabled", "min_contrast", "max_clipped_fraction", "min_neighbour_correlation")})
 
 
 def qos_profile(values: dict, topic: str):
