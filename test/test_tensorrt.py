@@ -437,6 +437,24 @@ def test_prebuilt_engine_from_another_version_names_the_cure(trt_env, demo_onnx,
         create_backend("tensorrt", str(prebuilt))
 
 
+def test_prebuilt_engine_names_the_build_options_it_ignores(trt_env, demo_onnx, tmp_path, caplog):
+    """What an engine was built with is inside it: max_batch, precision or calibration given with a
+    .engine do nothing, and the backend says so instead of claiming a precision it cannot know."""
+    cache = tmp_path / "engines"
+    create_backend("tensorrt", str(demo_onnx), engine_cache_dir=str(cache))
+    prebuilt = tmp_path / "shipped.engine"
+    prebuilt.write_bytes(next(cache.glob("*.engine")).read_bytes())
+    builds = len(trt_env.builds)
+    with caplog.at_level("WARNING", logger="edepth_ros.backends.tensorrt_backend"):
+        b = create_backend("tensorrt", str(prebuilt))
+    assert b.name == "tensorrt-prebuilt" and b.describe()["precision"] == "prebuilt"
+    assert "prebuilt engine" not in caplog.text  # defaults: nothing to warn about
+    with caplog.at_level("WARNING", logger="edepth_ros.backends.tensorrt_backend"):
+        create_backend("tensorrt", str(prebuilt), max_batch=4, precision="int8", rebuild=True)
+    assert "shipped.engine is a prebuilt engine: option(s) precision, max_batch, rebuild" in caplog.text
+    assert len(trt_env.builds) == builds  # nothing was built
+
+
 def test_int8_calibration(trt_env, demo_onnx, tmp_path):
     cache = tmp_path / "engines"
     with pytest.raises(BackendError, match="calibration"):

@@ -324,6 +324,16 @@ class TensorRTBackend(Backend):
             self.spec = read_sidecar(path)
         if path.suffix.lower() in ENGINE_SUFFIXES:
             self.onnx_path, self.engine_path = None, path
+            # what the engine was built with is fixed inside it: build options given here do nothing
+            ignored = {"precision": precision != "fp16", "workspace_mb": int(workspace_mb) != DEFAULT_WORKSPACE_MB,
+                       "max_batch": self.max_batch != 1, "calibration_data": calibration_data is not None,
+                       "calibration_cache": calibration_cache is not None, "rebuild": bool(rebuild),
+                       "engine_cache_dir": engine_cache_dir is not None}
+            ignored = [k for k, given in ignored.items() if given]
+            if ignored:
+                log.warning("%s is a prebuilt engine: option(s) %s apply only when the engine is built and are "
+                            "ignored; give the .onnx file to build with them", path, ", ".join(ignored))
+            self.precision = precision = "prebuilt"  # not readable back from an engine: claim none
             serialized = path.read_bytes()
         else:
             self.onnx_path = path
