@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..model_io import ModelFileError, read_sidecar, sha256_file
+from ..model_io import ModelFileError, read_sidecar, stale_export
 from .base import BACKEND_OPTIONS, Backend, BackendError, check_threads
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,10 @@ class TorchBackend(Backend):
             spec = read_sidecar(path)
             if not spec.checkpoint:
                 raise ModelFileError(f"{path}: its sidecar names no checkpoint; PyTorch needs the .pt file")
-            ckpt = spec.checkpoint_file(path)
-            if spec.checkpoint_sha256 and ckpt.is_file() and sha256_file(ckpt) != spec.checkpoint_sha256:
-                raise ModelFileError(f"{ckpt}: sha256 differs from the one {path} was exported from; "
-                                     "re-export, or point the sidecar at the original checkpoint")
-            net, _ = load_network(ckpt)
+            stale = stale_export(spec, path)
+            if stale:  # ONNX Runtime only warns (it runs the export itself); here other weights would run
+                raise ModelFileError(f"{stale}; or give PyTorch the checkpoint (.pt) itself")
+            net, _ = load_network(spec.checkpoint_file(path))
             lat = spec.text_latent or {}
             module = DeployNet(net, lat.get("mu"), lat.get("sigma"))
             # the export's size, not the training config's: the same input as ONNX Runtime / TensorRT get
