@@ -72,7 +72,10 @@ def cache_dir(opts: DemoOptions) -> Path:
         return Path(opts.cache_dir)
     if os.environ.get("EDEPTH_CACHE"):
         return Path(os.environ["EDEPTH_CACHE"]) / "demo"
-    return PROJECT / ".cache" / "demo"
+    if (PROJECT / "setup.py").is_file():  # a checkout (or editable install): beside the project
+        return PROJECT / ".cache" / "demo"
+    # an installed package: never inside site-packages
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edepth_ros" / "demo"
 
 
 def demo_bag(opts: DemoOptions) -> tuple[Path, bool]:

@@ -44,3 +44,19 @@ def test_demo_runs_the_real_node_and_reports(tmp_path):
     p2 = _demo(tmp_path / "again", cache, "--no-embodied-eval")
     assert p2.returncode == 0, p2.stdout + p2.stderr
     assert "cached:" in p2.stdout
+
+
+def test_the_bag_cache_stays_out_of_an_installed_package(tmp_path, monkeypatch):
+    """From a checkout the cache is beside the project; installed (no setup.py beside the package) it
+    goes to the user's cache folder, never into site-packages; EDEPTH_CACHE and --cache-dir win."""
+    from edepth_ros import demo
+
+    opts = demo.DemoOptions()
+    monkeypatch.delenv("EDEPTH_CACHE", raising=False)
+    assert demo.cache_dir(opts) == demo.PROJECT / ".cache" / "demo"
+    monkeypatch.setattr(demo, "PROJECT", tmp_path / "site-packages")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert demo.cache_dir(opts) == tmp_path / "xdg" / "edepth_ros" / "demo"
+    monkeypatch.setenv("EDEPTH_CACHE", str(tmp_path / "c"))
+    assert demo.cache_dir(opts) == tmp_path / "c" / "demo"
+    assert demo.cache_dir(demo.DemoOptions(cache_dir=str(tmp_path / "d"))) == tmp_path / "d"
