@@ -4,17 +4,18 @@ A covered or failed camera still yields depth: the ground plane gives road depth
 pixels say and the weight-free segmenter calls about half of a black, white or noise image road.
 Depth and points of free road where the camera sees nothing is the one output a planner must never
 get, so the pipeline checks every image first and gives an unusable one no depth (NaN) with the
-reason. Three cheap statistics on a subsample of the luminance (0.2 ms at 1242x375):
+reason. Three cheap statistics on a subsample of the luminance (0.3 ms at 1242x375):
 
 - contrast: the standard deviation of luminance (grey levels). A lens cap, a black or white frame or
   a frozen uniform output has none.
 - clipped: the fraction of pixels at black (<= 2) or white (>= 253). A camera blinded by the sun or
   under-exposed to black, with a few features left, has nearly all of them clipped.
-- neighbour correlation: of horizontally adjacent pixels. Optics and demosaicing make it 0.8-0.97 on
+- neighbour correlation: of horizontally adjacent pixels. Optics and demosaicing make it 0.90-1.00 on
   real frames; sensor noise (a covered lens at high gain) or garbage bytes give about 0.
 
-Measured on every real frame in ../shared/kitti (and those frames darkened 10x, brightened 4x,
-blurred) and on synthetic scenes, the thresholds below leave a wide margin (docs/reliability.md).
+Measured on every real frame in ../shared/kitti (and those frames darkened 10x with and without
+sensor noise, brightened 4x, blurred, JPEG-compressed, halved) and on synthetic scenes, the
+thresholds below leave a wide margin (docs/reliability.md, test/test_image_check.py).
 """
 
 from __future__ import annotations
