@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 SAMPLES = 30_000  # luminance samples the statistics use (speed; the figures are stable well below this)
@@ -91,6 +92,4 @@ def image_problem(rgb: np.ndarray, config: ImageCheckConfig = ImageCheckConfig()
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luma (OpenCV's RGB2GRAY) as float32."""
-    import cv2
-
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)

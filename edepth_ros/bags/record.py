@@ -61,16 +61,16 @@ class Recorder:
                 log.warning("cannot record %s: no Python package for %s", topic, msgtype)
                 self._subs[topic] = None
                 continue
+            infos = self.node.get_publishers_info_by_topic(topic)  # once: the bag's offers and our QoS
             try:
-                offers = [offered_qos(i.qos_profile) for i in self.node.get_publishers_info_by_topic(topic)]
-                self.writer.add_topic(topic, msgtype, offered_qos_profiles=offers)
+                self.writer.add_topic(topic, msgtype, offered_qos_profiles=[offered_qos(i.qos_profile) for i in infos])
             except bio.BagError as exc:
                 log.warning("cannot record %s: %s", topic, exc)
                 self._subs[topic] = None
                 continue
             self.stats.types[topic] = msgtype
             self._subs[topic] = self.node.create_subscription(
-                cls, topic, lambda raw, t=topic: self._on_message(t, raw), self._qos_for(topic), raw=True)
+                cls, topic, lambda raw, t=topic: self._on_message(t, raw), self._qos_for(infos), raw=True)
             log.info("recording %s (%s)", topic, msgtype)
 
     def subscribed(self) -> list:
@@ -80,10 +80,11 @@ class Recorder:
         """Every wanted topic is subscribed (or known to be unrecordable)."""
         return all(t in self._subs for t in self.topics)
 
-    def _qos_for(self, topic: str):
+    @staticmethod
+    def _qos_for(infos):
+        """Our subscription's QoS from the topic's publishers (get_publishers_info_by_topic)."""
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-        infos = self.node.get_publishers_info_by_topic(topic)
         reliable = bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
         latched = bool(infos) and all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,

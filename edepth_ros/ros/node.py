@@ -32,6 +32,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
 from ..frame import Frame
+from ..model_io import sha256_file, sidecar_path
 from . import convert, params
 from .tf_source import make_pose_source
 
@@ -132,8 +133,8 @@ class EdepthNode(Node):
         self.pipeline_ms: deque = deque(maxlen=300)
         self.overhead_ms: deque = deque(maxlen=300)
         self.last_problem = ""
-        self._last_skip: Optional[tuple[float, str]] = None  # (monotonic time, text) of the latest skipped frame
-        self._last_no_depth: Optional[tuple[float, str]] = None  # the same, of the latest frame served with no depth
+        # (monotonic time, text) of the latest frame skipped or published with no depth: the diagnostics level
+        self._last_frame_problem: Optional[tuple[float, str]] = None
         self.no_depth = 0  # frames processed and published with no depth at all (unusable image)
         self.model_problem = ""  # why the model file on disk is not the one serving, until that is resolved
         self.pose_used = "none"  # where the last frame's ground plane came from: tf, static or none
@@ -272,8 +273,6 @@ class EdepthNode(Node):
 
     # ------------------------------------------------------------------- model file watch
     def _model_files(self) -> list:
-        from ..model_io import sidecar_path
-
         return [self.model_path, str(sidecar_path(self.model_path))]
 
     def _model_signature(self) -> Optional[tuple]:
@@ -293,8 +292,6 @@ class EdepthNode(Node):
         """SHA-256 of the model and of its sidecar ('' when there is none): the sidecar is part of
         the model (max_depth, tensor shapes, the expected hash), so a change to either is a new model.
         OSError when the model itself cannot be read."""
-        from ..model_io import sha256_file, sidecar_path
-
         model = sha256_file(self.model_path)
         try:
             sidecar = sha256_file(sidecar_path(self.model_path))
@@ -335,8 +332,6 @@ class EdepthNode(Node):
         if digest != self.model_sha256:
             change = f"model file {self.model_path} changed (sha256 {digest[:12]})"
         else:
-            from ..model_io import sidecar_path
-
             change = (f"model file {self.model_path}: its sidecar {sidecar_path(self.model_path)} "
                       f"{'changed' if sidecar else 'was removed'}")
         try:
@@ -407,8 +402,7 @@ class EdepthNode(Node):
         if result.problem:  # published all NaN: downstream sees "no estimate", not stale or free road
             with self._lock:
                 self.no_depth += 1
-            self._last_no_depth = (time.monotonic(), f"no depth: {result.problem}")
-            self._warn("no_depth", self._last_no_depth[1])
+            self._frame_problem("no_depth", f"no depth: {result.problem}")
         elif result.embodied.reason:
             self._warn("embodied", f"embodied depth: {result.embodied.reason}")
 
@@ -495,7 +489,11 @@ class EdepthNode(Node):
         """A frame not processed: counted by reason, remembered for the diagnostics level, warned."""
         with self._lock:
             self.skipped[key] = self.skipped.get(key, 0) + 1
-        self._last_skip = (time.monotonic(), text)
+        self._frame_problem(key, text)
+
+    def _frame_problem(self, key: str, text: str) -> None:
+        """A frame skipped or published with no depth: warned, and /diagnostics WARN for a while."""
+        self._last_frame_problem = (time.monotonic(), text)
         self._warn(key, text)
 
     def _warn(self, key: str, text: str) -> None:
@@ -559,11 +557,11 @@ class EdepthNode(Node):
         # counters keep the history); held 3 periods, or as long as its warning is throttled.
         # A refused or missing model file stays WARN until resolved.
         hold = max(3 * self.cfg["diagnostics_period"], self.cfg["warn_throttle"])
-        recent = [p for p in (self._last_skip, self._last_no_depth) if p is not None and now - p[0] <= hold]
+        recent = self._last_frame_problem
         if no_input:
             status.level, status.message = DiagnosticStatus.WARN, f"no image on {self.resolve_topic_name(self.image_topic)}"
-        elif recent:
-            status.level, status.message = DiagnosticStatus.WARN, max(recent)[1][:200]
+        elif recent is not None and now - recent[0] <= hold:
+            status.level, status.message = DiagnosticStatus.WARN, recent[1][:200]
         elif self.model_problem:
             status.level, status.message = DiagnosticStatus.WARN, self.model_problem[:200]
         else:

@@ -291,10 +291,11 @@ def declare_all(node) -> dict:
 
 def image_check_config(values: dict):
     """The pipeline's ImageCheckConfig from the image_check.* parameters."""
+    from dataclasses import fields
+
     from ..image_check import ImageCheckConfig
 
-    return ImageCheckConfig(**{k: values[f"image_check.{k}"] for k in
-                               ("enabled", "min_contrast", "max_clipped_fraction", "min_neighbour_correlation")})
+    return ImageCheckConfig(**{f.name: values[f"image_check.{f.name}"] for f in fields(ImageCheckConfig)})
 
 
 def qos_profile(values: dict, topic: str):
