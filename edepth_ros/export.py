@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 FP16_MAX = 65504.0
 EXP_INPUT_MAX = math.log(FP16_MAX)  # exp(x) overflows FP16 above ~11.09
 DEFAULT_OPSET = 17  # LayerNormalization is native from 17; TensorRT 8.6+ and 10.x parse it
+MIN_OPSET = 14  # scaled_dot_product_attention exports from 14 (measured: 13 is refused by torch)
 
 
 class ExportError(RuntimeError):
@@ -270,6 +271,12 @@ def export_onnx(checkpoint, height: int, width: int, text: Optional[str | Sequen
         raise ExportError(f"--exporter {exporter!r}: use 'torchscript' or 'dynamo'")
     if exporter == "dynamo" and opset < 18:
         opset = 18  # the dynamo exporter emits opset 18 and newer only
+    from torch.onnx import _constants as onnx_limits
+
+    top = onnx_limits.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET if exporter == "torchscript" else onnx_limits.ONNX_MAX_OPSET
+    if not MIN_OPSET <= opset <= top:
+        raise ExportError(f"--opset {opset}: the {exporter} exporter of this torch writes this graph at opsets "
+                          f"{MIN_OPSET}-{top} (attention needs {MIN_OPSET}); default {DEFAULT_OPSET}")
     if height <= 0 or width <= 0 or height % 32 or width % 32:
         raise ExportError(f"--height/--width {height}x{width}: both must be positive multiples of 32 "
                           "(the encoders downsample by 32)")

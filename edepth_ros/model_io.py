@@ -232,7 +232,26 @@ def read_sidecar(model_path: str | os.PathLike) -> ModelSpec:
     if not (spec.height > 0 and spec.width > 0 and spec.max_depth > 0):
         raise ModelFileError(f"{path}: height/width/max_depth must be positive, got "
                              f"{spec.height}/{spec.width}/{spec.max_depth}")
+    _check_spec_agrees(spec, path)
     return spec
+
+
+def _check_spec_agrees(spec: ModelSpec, path: Path) -> None:
+    """The sidecar's fields agree with each other: an edited height, width or max_depth would
+    otherwise feed the graph another size or cap every depth at the wrong range, silently."""
+    def bad(what: str) -> ModelFileError:
+        return ModelFileError(f"{path}: {what}; the sidecar was edited or damaged, re-export the model")
+
+    hw = {"rgb": (1, 2), "embodied": (2, 3)}  # where H and W sit in each input's shape
+    for name, (ih, iw) in hw.items():
+        shape = spec.inputs[name]["shape"]
+        if len(shape) != 4:
+            raise bad(f"inputs.{name}.shape {shape} is not 4-D")
+        if [shape[ih], shape[iw]] != [spec.height, spec.width]:
+            raise bad(f"height x width {spec.height} x {spec.width} differs from inputs.{name}.shape {shape}")
+    cfg_max = spec.config.get("max_depth") if isinstance(spec.config, dict) else None
+    if isinstance(cfg_max, (int, float)) and not isinstance(cfg_max, bool) and float(cfg_max) != spec.max_depth:
+        raise bad(f"max_depth {spec.max_depth} differs from config.max_depth {cfg_max} (the graph's cap)")
 
 
 def _check_spec_types(spec: ModelSpec, path: Path) -> None:

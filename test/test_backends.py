@@ -124,8 +124,11 @@ def test_sidecar_mismatch_and_absence(exported, tmp_path):
     with pytest.raises(ModelFileError, match="sidecar JSON.*not found"):
         create_backend("onnxruntime-cpu", str(model))
     side = json.loads(sidecar_path(onnx_path).read_text())
-    side["inputs"]["rgb"]["shape"] = [1, 192, 640, 3]  # the sidecar of another export
-    sidecar_path(model).write_text(json.dumps(side))
+    other = json.loads(json.dumps(side))  # the sidecar of another export: 192 x 640 throughout
+    other.update(height=192, width=640)
+    other["inputs"]["rgb"]["shape"] = [1, 192, 640, 3]
+    other["inputs"]["embodied"]["shape"] = [1, 2, 192, 640]
+    sidecar_path(model).write_text(json.dumps(other))
     with pytest.raises(ModelFileError, match="'rgb'.*sidecar says"):
         create_backend("onnxruntime-cpu", str(model))
     side["inputs"] = {"image": side["inputs"]["rgb"], "embodied": side["inputs"]["embodied"]}
@@ -135,6 +138,24 @@ def test_sidecar_mismatch_and_absence(exported, tmp_path):
     sidecar_path(model).write_text("{not json")
     with pytest.raises(ModelFileError, match="not valid JSON"):
         create_backend("onnxruntime-cpu", str(model))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (dict(height=192, width=640), r"height x width 192 x 640 differs from inputs.rgb.shape"),
+    (dict(max_depth=10.0), r"max_depth 10.0 differs from config.max_depth"),
+])
+def test_sidecar_that_disagrees_with_itself_is_refused(exported, tmp_path, edit, message):
+    """An edited sidecar whose fields contradict each other is refused by every backend reading
+    it, before a model runs at another size or caps all depth at a wrong range."""
+    _, onnx_path = exported
+    model = tmp_path / "m.onnx"
+    shutil.copy(onnx_path, model)
+    side = json.loads(sidecar_path(onnx_path).read_text())
+    side.update(edit)
+    sidecar_path(model).write_text(json.dumps(side))
+    for backend in ("onnxruntime-cpu", "torch"):
+        with pytest.raises(ModelFileError, match=message):
+            create_backend(backend, str(model))
 
 
 def test_corrupt_checkpoint_is_named(tmp_path):

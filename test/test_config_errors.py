@@ -33,6 +33,12 @@ def synthetic(**over) -> dict:
     ({"train": {"max_steps": 1, "schedule": {"p_text": "0.1"}}}, r"train\.schedule\.p_text: expected a number"),
     ({"train": {"max_steps": 1, "lr": "1e-3"}}, r"train\.lr: .*got '1e-3'; write the number without quotes"),
     ({"model": {"arch": "demo", "fusion_dim": "64"}}, r"model\.fusion_dim: expected a positive integer, got '64'"),
+    ({"output": {"dir": None}}, r"output\.dir: missing"),
+    # schedules that never train the image path, the one that is deployed
+    ({"train": {"epochs": 2, "schedule": {"mode": "phases", "text_epochs": 5}}},
+     r"train\.schedule\.text_epochs: 5 covers all 2 epochs"),
+    ({"train": {"epochs": 2, "schedule": {"mode": "step", "p_text": 1.0}}}, r"train\.schedule\.p_text: 1\.0 makes every step"),
+    ({"train": {"epochs": 2, "schedule": {"mode": "epoch", "text_every": 1}}}, r"train\.schedule\.text_every: 1"),
 ])
 def test_bad_values_are_named_at_load(tmp_path, patch, message):
     cfg = base_config(tmp_path / "out")
@@ -75,11 +81,28 @@ def test_relative_pretrained_path_is_relative_to_the_project_not_the_cwd(tmp_pat
     assert model_config(config).pretrained_path == str(project / "weights" / "w.safetensors")
 
 
-def _run_cli(config):
+def test_a_schedule_without_image_steps_is_fine_without_a_text_vae(tmp_path):
+    """(c), the model without the text VAE, takes only image steps whatever the schedule says."""
+    cfg = {**base_config(tmp_path / "out"), "model": {"arch": "demo", "text_vae": False},
+           "train": {"epochs": 2, "schedule": {"mode": "phases", "text_epochs": 5}}}
+    assert TrainConfig.from_dict(cfg).train["schedule"]["text_epochs"] == 5
+
+
+def _run_cli(config, max_steps=None):
     from edepth_ros.commands import train as command
 
-    return command.run(argparse.Namespace(config=str(config), resume=False, output=None, max_steps=None,
+    return command.run(argparse.Namespace(config=str(config), resume=False, output=None, max_steps=max_steps,
                                           no_progress=True))
+
+
+@pytest.mark.parametrize("steps", [0, -1])
+def test_cli_refuses_a_max_steps_that_trains_nothing(tmp_path, capsys, steps):
+    """--max-steps -1 once wrote, and published, the untrained model at step 0."""
+    config = tmp_path / "ok.yaml"
+    config.write_text(yaml.safe_dump(base_config(tmp_path / "out")))
+    assert _run_cli(config, max_steps=steps) == 2
+    assert f"--max-steps: {steps} must be a positive number of steps" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_names_a_typo_and_exits_non_zero(tmp_path, capsys):
@@ -91,16 +114,17 @@ def test_cli_names_a_typo_and_exits_non_zero(tmp_path, capsys):
 
 
 def _error(kind: str) -> Exception:
+    from edepth_ros.bags.io import BagError
     from edepth_ros.embodied import EmbodiedConfigError
     from edepth_ros.network import NetworkConfigError
     from edepth_ros.network.text import TextError
     from edepth_ros.training.augment import AugmentError
 
     return {"augment": AugmentError, "embodied": EmbodiedConfigError, "text": TextError,
-            "network": NetworkConfigError}[kind](f"{kind}.key: what to do")
+            "network": NetworkConfigError, "bag": BagError}[kind](f"{kind}.key: what to do")
 
 
-@pytest.mark.parametrize("kind", ["augment", "embodied", "text", "network"])
+@pytest.mark.parametrize("kind", ["augment", "embodied", "text", "network", "bag"])
 def test_cli_prints_errors_raised_after_load_without_a_traceback(tmp_path, capsys, monkeypatch, kind):
     """Errors found only once training starts (a CLIP folder, a weights file timm cannot read)."""
     import edepth_ros.training

@@ -209,6 +209,17 @@ def test_bad_arguments(checkpoint, tmp_path):
     missing = tmp_path / "nope.pt"
     with pytest.raises(ModelFileError, match="nope.pt"):
         export_onnx(missing, H, W, None, tmp_path / "m.onnx")
+    for opset in (7, 13, 99):  # was a SymbolicValueError / RuntimeError traceback from torch.onnx
+        with pytest.raises(ExportError, match=rf"--opset {opset}: .* at opsets 14-\d+"):
+            export_onnx(checkpoint, H, W, None, tmp_path / "m.onnx", opset=opset)
+
+
+def test_lowest_accepted_opset_exports(checkpoint, tmp_path):
+    """Opset 14, the lowest the range check lets through, really exports and matches PyTorch."""
+    from edepth_ros.export import MIN_OPSET
+
+    report = export_onnx(checkpoint, H, W, None, tmp_path / "m14.onnx", opset=MIN_OPSET, check_fp16=False)
+    assert report.parity["ok"] and read_sidecar(tmp_path / "m14.onnx").opset == MIN_OPSET == 14
 
 
 @pytest.mark.slow

@@ -49,8 +49,12 @@ def read_log(path):
         return list(csv.DictReader(fh))
 
 
-def test_tiny_run_resume_is_exact(tmp_path, text_cache, tiny_data):
-    straight = train(tiny(tmp_path / "a", text_cache), progress=False, datasets=tiny_data)
+@pytest.mark.parametrize("p_text", [0.0, 0.5])
+def test_tiny_run_resume_is_exact(tmp_path, text_cache, tiny_data, p_text):
+    """p_text 0.5 puts text steps (whose noise is random) after the resume point, at steps 3 and 4:
+    a resumed run once drew other noise there and ended with other weights."""
+    over = dict(schedule=dict(mode="step", p_text=p_text))
+    straight = train(tiny(tmp_path / "a", text_cache, **over), progress=False, datasets=tiny_data)
     assert straight["steps"] == 4
     rows = read_log(tmp_path / "a" / "log.csv")
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
@@ -59,9 +63,11 @@ def test_tiny_run_resume_is_exact(tmp_path, text_cache, tiny_data):
     events = list((tmp_path / "a" / "tb").glob("events.out.tfevents.*"))  # TensorBoard logs beside the CSV
     assert events and events[0].stat().st_size > 0
 
-    train(tiny(tmp_path / "b", text_cache), progress=False, datasets=tiny_data, stop_after=2)
+    if p_text:
+        assert [r["path"] for r in read_log(tmp_path / "a" / "log.csv")] == ["image", "text", "image", "text"]
+    train(tiny(tmp_path / "b", text_cache, **over), progress=False, datasets=tiny_data, stop_after=2)
     assert read_checkpoint(tmp_path / "b" / "latest.pt")["step"] == 2
-    resumed = train(tiny(tmp_path / "b", text_cache), resume=True, progress=False, datasets=tiny_data)
+    resumed = train(tiny(tmp_path / "b", text_cache, **over), resume=True, progress=False, datasets=tiny_data)
     assert resumed["steps"] == 4
     assert [int(r["step"]) for r in read_log(tmp_path / "b" / "log.csv")] == [1, 2, 3, 4]
     a = torch.load(tmp_path / "a" / "latest.pt", weights_only=True)
@@ -313,12 +319,22 @@ def test_split_file_errors_name_the_file_and_its_line(tmp_path):
     bad.write_text("\na.png b.png 721.5\nc.png d.png notanumber\n")
     with pytest.raises(DatasetError, match=f"{bad}:3: focal 'notanumber' is not a positive number"):
         read_split_file(bad)
-    (tmp_path / "raw").mkdir()
+    raw = tmp_path / "raw"
+    _kitti_calib(raw / "2011_09_26", 721.5)
     split = tmp_path / "split.txt"  # entry 1 sits on file line 3, after a comment and a blank line
     split.write_text("# eigen test\n\n2011_09_26/missing.png None\n")
-    ds = KittiDataset(str(split), str(tmp_path / "raw"), None, (64, 192))
     assert read_split_file(split) == [("2011_09_26/missing.png", None, None)]
-    with pytest.raises(DatasetError, match=f"missing.png' cannot be read \\({split}:3\\)"):
+    # a missing file is found when the dataset is built, before training starts (was: when its batch came up)
+    with pytest.raises(DatasetError, match=f"split '{split}' names files that do not exist: image '.*missing.png' "
+                                           r"\(line 3\)"):
+        KittiDataset(str(split), str(raw), None, (64, 192))
+    split.write_text("# eigen test\n\n2011_10_03/x.png None\n")
+    with pytest.raises(DatasetError, match=r"calibration '.*2011_10_03/calib_cam_to_cam.txt' \(line 3\)"):
+        KittiDataset(str(split), str(raw), None, (64, 192))
+    (raw / "2011_09_26" / "garbage.png").write_bytes(b"not a png")
+    split.write_text("# eigen test\n\n2011_09_26/garbage.png None\n")
+    ds = KittiDataset(str(split), str(raw), None, (64, 192))
+    with pytest.raises(DatasetError, match=f"garbage.png' cannot be read \\({split}:3\\)"):
         ds.base(0)
 
 
@@ -435,9 +451,17 @@ def test_bag_dataset_with_lidar_through_tf(tmp_path, text_cache):
     assert np.median(np.abs(lidar[both] - dense[both]) / dense[both]) < 0.03
     s = ds[0]
     assert s["text"].shape == (384,) and s["embodied"].shape == (2, 64, 192)
-    with pytest.raises(Exception, match="no topic"):
+    from edepth_ros.training.datasets import DatasetError
+
+    with pytest.raises(DatasetError, match="data.bag: .*no topic /nope"):
         BagDataset(str(bag), (64, 192), image_topic="/nope", camera_info_topic=TOPICS["camera_info"],
                    depth_topic=TOPICS["depth"])
+    # a topic of the wrong type is named before any message is decoded (was an AttributeError)
+    for wrong in (dict(camera_info_topic=TOPICS["image"], depth_topic=TOPICS["depth"]),
+                  dict(camera_info_topic=TOPICS["camera_info"], lidar_topic=TOPICS["image"]),
+                  dict(camera_info_topic=TOPICS["camera_info"], depth_topic=TOPICS["lidar"])):
+        with pytest.raises(DatasetError, match=r"data.bag: topic /\S+ in .* holds sensor_msgs/msg/\w+, not"):
+            BagDataset(str(bag), (64, 192), image_topic=TOPICS["image"], **wrong)
 
 
 def test_silog_is_scale_invariant_and_splits_over_ranks():

@@ -460,6 +460,14 @@ class BagReader:
                 raise BagError(f"topic {topic} in {self.path} holds {have[topic].msgtype}, not "
                                f"{' or '.join(types)}; give the topic that does")
 
+    def require_depth_sources(self, image_topic: str, camera_info_topic: str, lidar_topic: str | None = None,
+                              depth_topic: str | None = None, labels_topic: str | None = None) -> None:
+        """The topics a depth evaluation or training set reads exist and hold the message types it
+        reads (else BagError naming the topic), before any message is decoded."""
+        self.require_topics([image_topic, camera_info_topic, lidar_topic, depth_topic, labels_topic])
+        self.require_types({image_topic: (IMAGE, COMPRESSED_IMAGE), camera_info_topic: (CAMERA_INFO,),
+                            lidar_topic: (POINTCLOUD2,), depth_topic: (IMAGE,), labels_topic: (IMAGE,)})
+
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, bytes]]:
         conns = self.connections(topics)
         if not conns:

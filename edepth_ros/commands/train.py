@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from ..bags.io import BagError
     from ..embodied import EmbodiedConfigError
     from ..network import CheckpointError, NetworkConfigError
     from ..network.text import TextError
@@ -31,13 +32,15 @@ def run(args) -> int:
     # errors about the user's config, data or files: their messages name the key or file and say what
     # to do, so they are printed as one line; anything else is a bug and keeps its traceback
     user_errors = (TrainConfigError, DatasetError, CheckpointError, TrainingDiverged, NetworkConfigError,
-                   AugmentError, EmbodiedConfigError, TextError)
+                   AugmentError, EmbodiedConfigError, TextError, BagError)
 
     try:
         cfg = TrainConfig.load(args.config)
         if args.output:
             cfg.output = Path(args.output).resolve()
         if args.max_steps is not None:
+            if args.max_steps < 1:
+                raise TrainConfigError(f"--max-steps: {args.max_steps} must be a positive number of steps")
             cfg.train["max_steps"] = int(args.max_steps)
         summary = train(cfg, resume=args.resume, progress=not args.no_progress)
     except user_errors as exc:

@@ -125,12 +125,7 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
     reader = bio.BagReader(bag)
     try:
         try:
-            reader.require_topics([image_topic, camera_info_topic, gt_topic] + ([labels_topic] if labels_topic else []))
-            image_types = ("sensor_msgs/msg/Image",)
-            reader.require_types({image_topic: image_types + ("sensor_msgs/msg/CompressedImage",),
-                                  camera_info_topic: ("sensor_msgs/msg/CameraInfo",),
-                                  lidar_topic: ("sensor_msgs/msg/PointCloud2",),
-                                  depth_topic: image_types, labels_topic: image_types})
+            reader.require_depth_sources(image_topic, camera_info_topic, lidar_topic, depth_topic, labels_topic)
         except bio.BagError as exc:
             raise BagEvalError(str(exc)) from None
         infos = _CameraInfos(reader, camera_info_topic)

@@ -114,8 +114,10 @@ class TrainConfig:
             raise TrainConfigError("text.model: missing; text.encoder: clip needs the local CLIP folder "
                                    "(transformers format)")
         train = _check_train(dict(data.get("train") or {}))
+        if model.text_vae and train["max_steps"] == 0:  # else the epochs depend on the data: the trainer checks
+            check_schedule_trains_image(train)
         out = data.get("output") or {}
-        if "dir" not in out:
+        if not out.get("dir"):
             raise TrainConfigError("output.dir: missing (where checkpoints and logs go)")
         unknown = set(out) - {"dir", "publish"}
         if unknown:
@@ -144,16 +146,25 @@ def _check_train(train: dict) -> dict:
     from .schedule import PathSchedule, ScheduleError
 
     check_values(sched, SCHEDULE_RULES, "train.schedule", TrainConfigError)
+    check_values(out, TRAIN_RULES, "train", TrainConfigError)
     try:
         PathSchedule(**sched)
     except ScheduleError as exc:
         raise TrainConfigError(str(exc)) from exc
-    check_values(out, TRAIN_RULES, "train", TrainConfigError)
     if out["epochs"] == 0 and out["max_steps"] == 0:
         raise TrainConfigError("train.epochs / train.max_steps: give at least one of them")
     if not 0 < out["lr_end"] <= out["lr"]:
         raise TrainConfigError(f"train.lr_end: {out['lr_end']} must be in (0, lr = {out['lr']}]")
     return out
+
+
+def check_schedule_trains_image(train: dict, epochs: int | None = None) -> None:
+    from .schedule import PathSchedule, ScheduleError
+
+    try:
+        PathSchedule(**train["schedule"]).check_trains_image(train["epochs"] if epochs is None else epochs)
+    except ScheduleError as exc:
+        raise TrainConfigError(str(exc)) from exc
 
 
 def _check_data(d: dict, base: Path) -> dict:

@@ -274,11 +274,28 @@ class KittiDataset(DepthDataset):
                     f"data.calib_dir: '{self.calib_dir}' holds one date's {CAM_TO_CAM} but split '{split}' spans "
                     f"{len(dates)} dates ({', '.join(dates)}); put each date's file in calib_dir/<date>/ "
                     f"(missing: {', '.join(missing)}) or leave data.calib_dir unset to read raw_root/<date>/")
+        self._require_files(split)
         from ..ground import GroundPlane
 
         self.plane = GroundPlane.from_static(plane_height, pitch=plane_pitch)
         self.segmenter = segmenter
         self._cams: dict[str, object] = {}
+
+    def _require_files(self, split: str) -> None:
+        """Every image, depth map and calibration the split names exists, checked at start: a
+        missing one would otherwise stop training when its batch comes up, hours in."""
+        missing = []
+        for line, (rgb_rel, depth_rel, _) in zip(self.lines, self.rows):
+            wanted = [("image", self.raw_root / rgb_rel), ("calibration", self._calib_file(rgb_rel))]
+            if depth_rel is not None and self.gt_root is not None:
+                wanted.append(("depth", self.gt_root / depth_rel))
+            missing += [f"{what} '{path}' (line {line})" for what, path in wanted if not path.is_file()]
+            if len(missing) >= 5:
+                break
+        if missing:
+            raise DatasetError(f"split '{split}' names files that do not exist: {'; '.join(missing[:5])}"
+                               f"{' ...' if len(missing) >= 5 else ''}; fix the split, data.raw_root / "
+                               "data.gt_root, or drop those lines")
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -362,7 +379,10 @@ class BagDataset(DepthDataset):
             raise DatasetError(f"data.bag: '{bag}' does not exist")
         topics = [t for t in (image_topic, camera_info_topic, depth_topic, lidar_topic, labels_topic) if t]
         with bio.BagReader(bag) as reader:
-            reader.require_topics(topics)
+            try:
+                reader.require_depth_sources(image_topic, camera_info_topic, lidar_topic, depth_topic, labels_topic)
+            except bio.BagError as exc:
+                raise DatasetError(f"data.bag: {exc}") from None
             tf = bio.TfTree()
             streams: dict[str, list] = {t: [] for t in topics}
             for topic, msgtype, t_ns, raw in reader.messages(topics + ["/tf", "/tf_static"]):

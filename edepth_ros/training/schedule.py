@@ -38,6 +38,18 @@ class PathSchedule:
         if self.text_epochs < 0:
             raise ScheduleError(f"train.schedule.text_epochs: {self.text_epochs} must be >= 0")
 
+    def check_trains_image(self, epochs: int) -> None:
+        """Refuse a schedule that never takes an image step in `epochs` epochs: the image path is
+        the one that is deployed, so such a run would publish an untrained model."""
+        never = {"step": self.p_text >= 1.0, "epoch": self.text_every == 1,
+                 "phases": self.text_epochs >= epochs}[self.mode]
+        if never:
+            what = {"step": f"p_text: {self.p_text} makes every step a text step",
+                    "epoch": "text_every: 1 makes every epoch a text epoch",
+                    "phases": f"text_epochs: {self.text_epochs} covers all {epochs} epochs"}[self.mode]
+            raise ScheduleError(f"train.schedule.{what}, so the image path (the deployed one) is never "
+                                "trained; lower it or train for more epochs")
+
     def path(self, step: int, epoch: int, has_text_vae: bool = True) -> str:
         if not has_text_vae:
             return "image"

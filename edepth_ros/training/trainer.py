@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..network import DepthNet, build_model
 from ..network.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
-from .config import TrainConfig, TrainConfigError
+from .config import TrainConfig, TrainConfigError, check_schedule_trains_image
 from .datasets import collate
 from .losses import confidence_loss, silog_loss, valid_mask
 from .schedule import PathSchedule
@@ -306,8 +306,6 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
             scaler.load_state_dict(payload["scaler"])
         start_step, start_epoch = int(payload["step"]), int(payload["epoch"])
         best = float(payload.get("best_abs_rel", math.inf))
-        if "torch_rng" in payload:
-            torch.set_rng_state(payload["torch_rng"])
 
     train_set, val_set = datasets if datasets is not None else make_datasets(cfg, progress and rank == 0)
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=tc["seed"],
@@ -318,14 +316,17 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
         raise TrainConfigError(f"train.batch_size: {per_rank_batch} per process is larger than the "
                                f"{len(sampler)} training samples per process; lower it or add data")
     total = tc["max_steps"] or tc["epochs"] * steps_per_epoch
+    if total <= 0:  # never write (or publish) an untrained model as if it were trained
+        raise TrainConfigError(f"train.max_steps: {tc['max_steps']} must be a positive number of steps")
     epochs = math.ceil(total / steps_per_epoch)
+    if cfg.model.text_vae:
+        check_schedule_trains_image(tc, epochs)
     schedule = PathSchedule(seed=tc["seed"], **tc["schedule"])
     frozen = frozen_parameters(net)
     ddp_net = net
     if world > 1:
         ddp_net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[local_rank] if use_cuda else None, find_unused_parameters=True)
-    torch.manual_seed(tc["seed"] + 1000 * rank + start_step)  # text-path noise differs per rank
 
     log = CsvLog(out_dir / "log.csv", LOG_FIELDS, append=resume) if rank == 0 else None
     vlog = CsvLog(out_dir / "val.csv", VAL_FIELDS, append=resume) if rank == 0 else None
@@ -362,7 +363,7 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
             raise diverged(f"weights are not finite ('{bad}'); '{path.name}' not written", epoch_now)
         if rank != 0:
             return
-        extra = dict(step=step, epoch=epoch_now, best_abs_rel=best, torch_rng=torch.get_rng_state(),
+        extra = dict(step=step, epoch=epoch_now, best_abs_rel=best,
                      train_config=train_config)
         if with_opt:
             extra["optimizer"] = opt.state_dict()
@@ -389,6 +390,10 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
                 for g in opt.param_groups:
                     g["lr"] = lr
                 opt.zero_grad(set_to_none=True)
+                # the text path's noise is a function of (seed, step, rank) alone, so a resumed run draws
+                # what the uninterrupted one drew (a restored RNG state would also count the draws the
+                # data loaders make) and each rank draws its own
+                torch.manual_seed((tc["seed"] * 1_000_003 + step) * world + rank)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                     terms = compute_losses(ddp_net, batch, path, tc, device)
                 loss = terms["loss"]
