@@ -10,6 +10,7 @@ See ../shared/DESIGN.md section 4 for the maths.
 from __future__ import annotations
 
 import math
+import numbers
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -94,6 +95,12 @@ class EmbodiedConfig:
                     f"EmbodiedConfig.ground_heights: label {k} at {v} m; ids are 0..255 and heights within "
                     "+-1 m of the road")
         object.__setattr__(self, "ground_heights", pairs)
+        numeric = ["max_depth", "inpaint_scale", "inpaint_max_pixels", "inpaint_radius"] + \
+            [f"confidence_{n}" for n in ("road", "ground", "vertical", "inpainted", "sky")]
+        for name in numeric + (["sky_depth"] if self.sky_depth is not None else []):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):  # a '0.2' from YAML quotes, say
+                raise EmbodiedConfigError(f"EmbodiedConfig.{name}: expected a number, got {v!r}")
         if self.sky_depth is not None and not (math.isfinite(self.sky_depth) and self.sky_depth > 0):
             raise EmbodiedConfigError(f"EmbodiedConfig.sky_depth: {self.sky_depth}; use None or a depth > 0")
         if not (math.isfinite(self.max_depth) and self.max_depth > 0):

@@ -34,6 +34,11 @@ def synthetic(**over) -> dict:
     ({"train": {"max_steps": 1, "lr": "1e-3"}}, r"train\.lr: .*got '1e-3'; write the number without quotes"),
     ({"model": {"arch": "demo", "fusion_dim": "64"}}, r"model\.fusion_dim: expected a positive integer, got '64'"),
     ({"output": {"dir": None}}, r"output\.dir: missing"),
+    (synthetic(train_seeds={"start": "a", "count": 2}), r"data\.train_seeds\.start: expected an integer >= 0"),
+    (synthetic(train_seeds={"count": -3}), r"data\.train_seeds\.count: expected an integer >= 1, got -3"),
+    (synthetic(render_scale=0.05), r"data\.render_scale: expected a number >= 1"),
+    (synthetic(embodied={"inpaint_scale": "a"}), r"data\.embodied\.inpaint_scale: expected a number, got 'a'"),
+    ({"train": {"max_steps": 1, "seed": 2 ** 70}}, r"train\.seed: expected an integer in \[0, 2\*\*31 - 1\]"),
     # schedules that never train the image path, the one that is deployed
     ({"train": {"epochs": 2, "schedule": {"mode": "phases", "text_epochs": 5}}},
      r"train\.schedule\.text_epochs: 5 covers all 2 epochs"),

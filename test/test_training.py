@@ -84,8 +84,26 @@ def test_resume_without_checkpoint_or_with_other_model(tmp_path, text_cache, tin
     train(tiny(tmp_path / "c", text_cache, max_steps=1), progress=False, datasets=tiny_data)
     cfg = tiny(tmp_path / "c", text_cache)
     cfg.model.latent_dim = 16
-    with pytest.raises(CheckpointError, match="another model config"):
+    with pytest.raises(CheckpointError, match=r"another model config \(model.latent_dim differ\)"):
         train(cfg, resume=True, progress=False, datasets=tiny_data)
+    # the batch size decides which batches were done: a resume with another one skipped two epochs
+    with pytest.raises(TrainConfigError, match=r"--resume: train.batch_size changed since"):
+        train(tiny(tmp_path / "c", text_cache, batch_size=1), resume=True, progress=False, datasets=tiny_data)
+    # a damaged optimizer moment is named at resume, not hit later as a "divergence" or a shape error
+    good = torch.load(tmp_path / "c" / "latest.pt", weights_only=True)
+    for damage, message in ((lambda t: t.fill_(float("nan")), "not finite"), (lambda t: t[:3].clone(), "shape")):
+        bad = {**good, "optimizer": {**good["optimizer"], "state": dict(good["optimizer"]["state"])}}
+        first = next(iter(bad["optimizer"]["state"]))
+        moments = dict(bad["optimizer"]["state"][first])
+        moments["exp_avg_sq"] = damage(moments["exp_avg_sq"].clone())
+        bad["optimizer"]["state"][first] = moments
+        (tmp_path / "d").mkdir(exist_ok=True)
+        torch.save(bad, tmp_path / "d" / "latest.pt")
+        with pytest.raises(CheckpointError, match=f"optimizer state 'exp_avg_sq' has .*{message}"):
+            train(tiny(tmp_path / "d", text_cache, max_steps=2), resume=True, progress=False, datasets=tiny_data)
+    # training longer is what resume is for
+    assert train(tiny(tmp_path / "c", text_cache, max_steps=2), resume=True, progress=False,
+                 datasets=tiny_data)["steps"] == 2
 
 
 class PoisonAfter(torch.utils.data.Dataset):

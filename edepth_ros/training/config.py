@@ -41,7 +41,9 @@ TEXT_ENCODERS = ("sentence-transformers", "minilm", "st", "clip")  # what networ
 # types and ranges, checked at load so that a '1e-3' or a -1 is named before anything runs
 TRAIN_RULES = {
     **{k: POSITIVE_INT for k in ("batch_size", "log_every", "val_every", "checkpoint_every")},
-    **{k: NON_NEGATIVE_INT for k in ("epochs", "max_steps", "workers", "threads", "seed")},
+    **{k: NON_NEGATIVE_INT for k in ("epochs", "max_steps", "workers", "threads")},
+    # the trainer derives per-step seeds from it; torch seeds are 64-bit
+    "seed": (lambda v: NON_NEGATIVE_INT[0](v) and v < 2 ** 31, "an integer in [0, 2**31 - 1]"),
     "lr": POSITIVE_NUMBER, "lr_end": POSITIVE_NUMBER,
     "grad_clip": (POSITIVE_NUMBER[0], "a positive number (the gradient norm is clipped to it)"),
     **{k: NON_NEGATIVE_NUMBER for k in ("weight_decay", "kl_text_weight", "kl_eps_weight", "conf_weight")},
@@ -50,7 +52,9 @@ TRAIN_RULES = {
 SCHEDULE_RULES = {"mode": NAME, "p_text": PROBABILITY, "text_every": POSITIVE_INT, "text_epochs": NON_NEGATIVE_INT}
 DATA_RULES = {
     **{k: POSITIVE_INT for k in ("frames_per_seed", "val_frames_per_seed", "frame_stride", "max_frames")},
-    "render_scale": POSITIVE_NUMBER, "plane_height": POSITIVE_NUMBER, "plane_pitch": NUMBER,
+    # scenes are rendered at render_scale x the model size and cropped down to it
+    "render_scale": (lambda v: NUMBER[0](v) and v >= 1, "a number >= 1 (the render is cropped to the model size)"),
+    "plane_height": POSITIVE_NUMBER, "plane_pitch": NUMBER,
 }
 AUGMENT_RULES = {"flip": PROBABILITY, "color": NON_NEGATIVE_NUMBER, "enabled": BOOL,
                  "scale": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(NUMBER[0](x) for x in v),
@@ -269,7 +273,11 @@ def _seeds(value: Any, key: str) -> list[int]:
     if isinstance(value, dict):
         if set(value) - {"start", "count"} or "count" not in value:
             raise TrainConfigError(f"{key}: give a list of integers or {{start, count}}")
-        return list(range(int(value.get("start", 0)), int(value.get("start", 0)) + int(value["count"])))
+        start, count = value.get("start", 0), value["count"]
+        for name, v, low in (("start", start, 0), ("count", count, 1)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise TrainConfigError(f"{key}.{name}: expected an integer >= {low}, got {v!r}")
+        return list(range(start, start + count))
     if not isinstance(value, (list, tuple)) or not all(isinstance(s, int) for s in value):
         raise TrainConfigError(f"{key}: {value!r} must be a list of integer seeds")
     return [int(s) for s in value]

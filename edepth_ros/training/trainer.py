@@ -102,6 +102,43 @@ def first_nonfinite(net) -> Optional[str]:
     return None
 
 
+def _check_optimizer_state(opt, latest) -> None:
+    """The restored AdamW moments fit their parameters and are finite: the checkpoint's digest
+    covers the weights only, and a damaged moment would stop the run later as a divergence
+    (blaming the learning rate) or a shape error inside AdamW."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for name, t in opt.state.get(p, {}).items():
+                if not torch.is_tensor(t) or name == "step":
+                    continue
+                if t.shape != p.shape or not bool(torch.isfinite(t).all()):
+                    what = f"shape {tuple(t.shape)} for a parameter of {tuple(p.shape)}" if t.shape != p.shape \
+                        else "values that are not finite"
+                    raise CheckpointError(f"'{latest}': optimizer state '{name}' has {what}; the file is "
+                                          "damaged: resume from an earlier checkpoint or start a fresh output.dir")
+
+
+def _require_same_run(before, now, latest) -> None:
+    """--resume continues the same run: the data, its order and the batch size decide which
+    batches were done, so a change there would skip or repeat data silently. Steps, epochs, logging
+    and loss weights may change (to train longer, say)."""
+    if not isinstance(before, dict):  # a checkpoint from before train_config was stored
+        return
+    keys = [("data",), ("train", "batch_size"), ("train", "seed")]
+    changed = []
+    for key in keys:
+        a, b = before, now
+        for part in key:
+            a = a.get(part) if isinstance(a, dict) else None
+            b = b.get(part) if isinstance(b, dict) else None
+        if a != b:
+            changed.append(".".join(key))
+    if changed:
+        raise TrainConfigError(f"--resume: {', '.join(changed)} changed since '{latest}' was written; the "
+                               "batches already done would not be those of this config. Resume with the "
+                               "original values, or start a fresh output.dir")
+
+
 def json_safe(value):
     """Plain JSON types (YAML dates become strings): what weights_only torch.load accepts."""
     return json.loads(json.dumps(value, default=str))
@@ -295,13 +332,17 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
     if resume:
         payload = read_checkpoint(latest)
         if payload["config"] != cfg.model.to_dict():
-            raise CheckpointError(f"--resume: '{latest}' was trained with another model config; "
-                                  "use a fresh output.dir or the original config")
+            changed = sorted(k for k in set(payload["config"]) | set(cfg.model.to_dict())
+                             if payload["config"].get(k) != cfg.model.to_dict().get(k))
+            raise CheckpointError(f"--resume: '{latest}' was trained with another model config (model."
+                                  f"{', model.'.join(changed)} differ); use a fresh output.dir or the original config")
+        _require_same_run(payload.get("train_config"), json_safe(cfg.raw), latest)
         load_state_strict(net, payload["model"], source=f"checkpoint '{latest}'")
         try:
             opt.load_state_dict(payload["optimizer"])
         except (KeyError, ValueError) as exc:
             raise CheckpointError(f"'{latest}': optimizer state does not fit ({exc})") from exc
+        _check_optimizer_state(opt, latest)
         if "scaler" in payload and scaler.is_enabled():
             scaler.load_state_dict(payload["scaler"])
         start_step, start_epoch = int(payload["step"]), int(payload["epoch"])
@@ -473,6 +514,7 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
             tb.close()
         if own_group and dist.is_initialized():
             dist.destroy_process_group()
-    summary.update(steps=step, seconds=round(time.time() - t_start, 1), output=str(out_dir), best_abs_rel=best,
+    summary.update(steps=step, seconds=round(time.time() - t_start, 1), output=str(out_dir),
+                   best_abs_rel=best if math.isfinite(best) else None,  # no validation set: null (JSON has no inf)
                    world_size=world)
     return summary
