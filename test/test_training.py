@@ -101,9 +101,14 @@ def test_resume_without_checkpoint_or_with_other_model(tmp_path, text_cache, tin
         torch.save(bad, tmp_path / "d" / "latest.pt")
         with pytest.raises(CheckpointError, match=f"optimizer state 'exp_avg_sq' has .*{message}"):
             train(tiny(tmp_path / "d", text_cache, max_steps=2), resume=True, progress=False, datasets=tiny_data)
-    # training longer is what resume is for
-    assert train(tiny(tmp_path / "c", text_cache, max_steps=2), resume=True, progress=False,
-                 datasets=tiny_data)["steps"] == 2
+    other_data = tiny_dict(tmp_path / "c", text_cache)
+    other_data["data"]["train_seeds"] = [0, 2]
+    with pytest.raises(TrainConfigError, match=r"--resume: data changed since"):
+        train(TrainConfig.from_dict(other_data), resume=True, progress=False, datasets=tiny_data)
+    # training longer, with another validation set, is what resume is for
+    longer = tiny_dict(tmp_path / "c", text_cache, max_steps=2)
+    longer["data"]["val_seeds"] = [901]
+    assert train(TrainConfig.from_dict(longer), resume=True, progress=False, datasets=tiny_data)["steps"] == 2
 
 
 class PoisonAfter(torch.utils.data.Dataset):

@@ -119,20 +119,20 @@ def _check_optimizer_state(opt, latest) -> None:
 
 
 def _require_same_run(before, now, latest) -> None:
-    """--resume continues the same run: the data, its order and the batch size decide which
-    batches were done, so a change there would skip or repeat data silently. Steps, epochs, logging
-    and loss weights may change (to train longer, say)."""
+    """--resume continues the same run: the training data, its order and the batch size decide
+    which batches were done, so a change there would skip or repeat data silently. Steps, epochs,
+    logging, loss weights and the validation set may change (to train longer, say)."""
     if not isinstance(before, dict):  # a checkpoint from before train_config was stored
         return
-    keys = [("data",), ("train", "batch_size"), ("train", "seed")]
-    changed = []
-    for key in keys:
-        a, b = before, now
-        for part in key:
-            a = a.get(part) if isinstance(a, dict) else None
-            b = b.get(part) if isinstance(b, dict) else None
-        if a != b:
-            changed.append(".".join(key))
+
+    def part(cfg, section, key=None):
+        d = cfg.get(section) if isinstance(cfg.get(section), dict) else {}
+        if key is None:  # the training data; the validation set may change
+            return {k: v for k, v in d.items() if not k.startswith("val_")}
+        return d.get(key)
+
+    keys = [("data", None), ("train", "batch_size"), ("train", "seed")]
+    changed = [".".join(k for k in key if k) for key in keys if part(before, *key) != part(now, *key)]
     if changed:
         raise TrainConfigError(f"--resume: {', '.join(changed)} changed since '{latest}' was written; the "
                                "batches already done would not be those of this config. Resume with the "
