@@ -522,8 +522,10 @@ def test_onnx_and_engine_are_checked_against_the_sidecar(trt_env, demo_onnx, tmp
     sidecar_path(model).write_text(json.dumps({**side, "onnx_sha256": "0" * 64}))
     with pytest.raises(ModelFileError, match="m.onnx: sha256.*onnx_sha256"):
         create_backend("tensorrt", str(model), engine_cache_dir=str(cache))
-    wrong = {**side, "onnx_sha256": None, "inputs": {**side["inputs"], "rgb": {"shape": [1, 192, 640, 3],
-                                                                              "dtype": "uint8"}}}
+    # the sidecar of another (192 x 640) export, consistent in itself
+    wrong = {**side, "onnx_sha256": None, "height": 192, "width": 640,
+             "inputs": {"rgb": {"shape": [1, 192, 640, 3], "dtype": "uint8"},
+                        "embodied": {"shape": [1, 2, 192, 640], "dtype": "float32"}}}
     sidecar_path(model).write_text(json.dumps(wrong))
     with pytest.raises(ModelFileError, match="'rgb' has shape.*sidecar says"):
         create_backend("tensorrt", str(model), engine_cache_dir=str(cache))
