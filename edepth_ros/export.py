@@ -88,14 +88,45 @@ def embed_texts(texts: Sequence, text_dim: int, encoder: str = "sentence-transfo
     return emb
 
 
-def latent_for_texts(net, texts: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, sigma) for the deployment: the VAE's mean over the descriptions' embeddings."""
+def text_encoder_for(net, encoder: Optional[str] = None, model: Optional[str] = None) -> dict:
+    """The text encoder to embed a deployment's text with: the one the checkpoint was trained with
+    (its VAE has seen no other encoder's embeddings). ``model`` may point at that encoder's folder
+    where it has moved; ``encoder`` only confirms the kind (another kind is refused). A network
+    that records no encoder takes ``encoder`` / ``model`` as given (default MiniLM)."""
+    from .network.text import DEFAULT_ST_MODEL, TextError, canonical_encoder, encoder_record, trained_encoder
+
+    try:
+        kind = canonical_encoder(encoder) if encoder else None
+        trained = trained_encoder(getattr(net, "checkpoint_meta", None))
+        if trained is None:
+            return encoder_record(kind or "sentence-transformers", model)
+    except TextError as exc:
+        raise ExportError(f"--text-encoder: {exc}") from exc
+    named = trained["model"] or DEFAULT_ST_MODEL
+    if kind and kind != trained["encoder"]:
+        raise ExportError(f"--text-encoder {encoder}: this checkpoint was trained with the {trained['encoder']} "
+                          f"text encoder ({named}); its text VAE has never seen {kind} embeddings. "
+                          "Leave --text-encoder out to use the checkpoint's")
+    rec = encoder_record(trained["encoder"], model or trained["model"])
+    if rec["model"] is not None and not Path(rec["model"]).is_dir():
+        where = "text model" if model else "the checkpoint's text encoder"
+        raise ExportError(f"{where}: '{rec['model']}' ({rec['encoder']}, what this checkpoint was trained with) "
+                          "is not a folder here; give that encoder's folder (edepth export --text-model DIR, "
+                          "the torch backend's text_model option)")
+    return rec
+
+
+def latent_for_texts(net, texts: Sequence, encoder: Optional[str] = None,
+                     encoder_model: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) for the deployment: the VAE's mean over the descriptions' embeddings, embedded
+    with the checkpoint's own text encoder (``text_encoder_for``)."""
     from .network import text_latent
 
     texts = [t for t in texts if (t.strip() if isinstance(t, str) else t)]
     if not texts:
         raise ExportError("text: empty; give --text \"...\" or --text-from FILE|synthetic[:N]")
-    mu, sigma = text_latent(net, embed_texts(texts, int(net.cfg.text_dim)))
+    rec = text_encoder_for(net, encoder, encoder_model)
+    mu, sigma = text_latent(net, embed_texts(texts, int(net.cfg.text_dim), rec["encoder"], rec["model"]))
     return mu.detach().cpu().numpy().astype(np.float32), sigma.detach().cpu().numpy().astype(np.float32)
 
 
@@ -245,7 +276,8 @@ def fp16_range_check(onnx_path, feeds: dict, limit: float = FP16_MAX) -> dict:
 def export_onnx(checkpoint, height: int, width: int, text: Optional[str | Sequence[str]] = None,
                 out="models/model.onnx", *, dynamic_batch: bool = False, opset: int = DEFAULT_OPSET,
                 check_fp16: bool = True, strict: bool = True, net=None, exporter: str = "torchscript",
-                cpu_rewrites: bool = True) -> ExportReport:
+                cpu_rewrites: bool = True, text_encoder: Optional[str] = None,
+                text_model: Optional[str] = None) -> ExportReport:
     """Write ``out`` (.onnx) and its sidecar (.json); returns the checks' report.
 
     checkpoint: an edepth training checkpoint. text: the deployment's description(s); None uses
@@ -253,6 +285,7 @@ def export_onnx(checkpoint, height: int, width: int, text: Optional[str | Sequen
     leaves no file (else it is only reported). ``net`` lets tests pass a built DepthNet instead.
     exporter: "torchscript" (torch.onnx's tracer: fast, deprecated upstream but complete) or
     "dynamo" (torch.export based, opset >= 18, ~10x slower to export; same graph contract).
+    text_encoder / text_model: see ``text_encoder_for`` (by default the checkpoint's own encoder).
     cpu_rewrites: apply ``onnx_passes.optimize_for_cpu`` (exact rewrites that keep ONNX Runtime's CPU
     kernels in their blocked layout; checked by the same parity test). False leaves the exporter's graph.
     """
@@ -289,8 +322,13 @@ def export_onnx(checkpoint, height: int, width: int, text: Optional[str | Sequen
     if tuple(cfg.input_size) != (height, width):
         log.warning("exporting at %dx%d; the model was trained at %dx%d", height, width, *cfg.input_size)
     texts = [text] if isinstance(text, str) else list(text or [])
+    if (text_encoder or text_model) and not texts:
+        raise ExportError("--text-encoder/--text-model: only used to embed --text or --text-from; "
+                          "without them the latent learned in training is baked in")
+    encoder_used = None
     if texts and cfg.text_vae:
-        mu, sigma = latent_for_texts(net, texts)
+        encoder_used = text_encoder_for(net, text_encoder, text_model)
+        mu, sigma = latent_for_texts(net, texts, encoder_used["encoder"], encoder_used["model"])
     elif texts:
         raise ExportError("--text: this model has no text VAE (model.text_vae: false); export without text")
     else:
@@ -345,7 +383,7 @@ def export_onnx(checkpoint, height: int, width: int, text: Optional[str | Sequen
             checkpoint_sha256=None if checkpoint is None or not Path(checkpoint).is_file() else sha256_file(checkpoint),
             onnx_sha256=onnx_sha, opset=opset,
             parity={**parity, "fp16": {k: v for k, v in fp16.items() if k != "ops"},
-                    "ops": fp16.get("ops"), "training": _jsonable(meta),
+                    "ops": fp16.get("ops"), "training": _jsonable(meta), "text_encoder": encoder_used,
                     "exporter": exporter, "simplified": simplified, "cpu_rewrites": rewrites,
                     "versions": {"torch": torch.__version__, "onnx": onnx.__version__}})
         # the sidecar first: a model file never appears without the sidecar that describes it
@@ -444,5 +482,5 @@ def _jsonable(obj, depth: int = 0):
     return str(obj)
 
 
-__all__ = ["export_onnx", "ExportError", "ExportReport", "latent_for_texts", "read_texts", "example_inputs",
-           "parity_check", "fp16_range_check", "ModelFileError"]
+__all__ = ["export_onnx", "ExportError", "ExportReport", "latent_for_texts", "text_encoder_for", "read_texts",
+           "example_inputs", "parity_check", "fp16_range_check", "ModelFileError"]

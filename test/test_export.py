@@ -53,6 +53,8 @@ def test_graph_contract_and_sidecar(exported, checkpoint):
     spec = read_sidecar(out)
     assert (spec.height, spec.width, spec.max_depth) == (H, W, 80.0)
     assert spec.text == TEXT and len(spec.text_latent["mu"]) == 32
+    # what embedded it: this checkpoint (saved outside the trainer) records no encoder, so the default
+    assert spec.parity["text_encoder"] == {"encoder": "sentence-transformers", "model": None}
     assert spec.onnx_sha256 == sha256_file(out) == report.onnx_sha256
     assert spec.checkpoint_sha256 == sha256_file(checkpoint)
     assert spec.config["name"] == "demo" and spec.config["latent_dim"] == 32
@@ -242,6 +244,9 @@ def test_cli(checkpoint, tmp_path, project_dir):
     bad = subprocess.run(cmd[:6] + ["--height", "100", "--width", str(W), "--out", str(tmp_path / "x.onnx")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and "multiples of 32" in bad.stderr
+    lone = subprocess.run(cmd[:10] + ["--text-model", str(tmp_path), "--out", str(tmp_path / "x.onnx")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert lone.returncode == 2 and "--text-encoder/--text-model: only used to embed --text" in lone.stderr
 
 
 @pytest.mark.slow

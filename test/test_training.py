@@ -579,3 +579,53 @@ def test_clip_text_encoder_trains_and_its_dimension_is_checked(tmp_path, tiny_cl
     rows = read_log(tmp_path / "run" / "log.csv")
     assert {r["path"] for r in rows} == {"text", "image"} and all(np.isfinite(float(r["loss"])) for r in rows)
     assert load_checkpoint(tmp_path / "run" / "model.pt").cfg.text_dim == 24
+    _check_text_is_embedded_with_the_trained_encoder(tmp_path, tmp_path / "run" / "model.pt", tiny_clip)
+
+
+def _check_text_is_embedded_with_the_trained_encoder(tmp_path, ckpt, clip_dir):
+    """A deployment text (export --text, the torch backend's text) is embedded with the encoder the
+    checkpoint was trained with: once always with MiniLM, so a 384-d CLIP model took a latent from
+    embeddings its VAE had never seen, without a word."""
+    import shutil
+
+    from edepth_ros.backends.base import BackendError
+    from edepth_ros.backends.torch_backend import TorchBackend
+    from edepth_ros.export import ExportError, export_onnx, latent_for_texts
+    from edepth_ros.network import text_latent
+    from edepth_ros.network.text import make_encoder
+
+    text = "a car 12 m ahead, the closest object"
+    net = load_checkpoint(ckpt)
+    assert net.checkpoint_meta["text_encoder"] == {"encoder": "clip", "model": str(clip_dir.resolve())}
+    want = [t.detach().numpy() for t in text_latent(net, make_encoder("clip", str(clip_dir)).encode([text]))]
+    got = latent_for_texts(net, [text])
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    backend = TorchBackend.from_file(ckpt, text=text, device="cpu")
+    np.testing.assert_allclose(backend.module.mu.numpy().ravel(), want[0].ravel(), rtol=1e-5, atol=1e-6)
+    # another kind is refused, naming both; so is a --text-encoder or --text-model with no text
+    with pytest.raises(ExportError, match=r"--text-encoder sentence-transformers: .*trained with the clip"):
+        export_onnx(ckpt, 64, 64, text, tmp_path / "x.onnx", text_encoder="sentence-transformers")
+    with pytest.raises(ExportError, match=r"only used to embed --text"):
+        export_onnx(ckpt, 64, 64, None, tmp_path / "x.onnx", text_model=str(clip_dir))
+    assert not (tmp_path / "x.onnx").exists()
+    # the encoder's folder has moved: named, and found again with text_model / --text-model
+    moved = tmp_path / "moved-clip"
+    shutil.move(str(clip_dir), moved)
+    try:
+        with pytest.raises(ExportError, match=r"text encoder: '.*tiny-clip' \(clip.*--text-model DIR"):
+            latent_for_texts(net, [text])
+        with pytest.raises(BackendError, match=r"torch option text: .*tiny-clip.*text_model option"):
+            TorchBackend.from_file(ckpt, text=text, device="cpu")
+        for w, g in zip(want, latent_for_texts(net, [text], encoder_model=str(moved))):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+        moved_backend = TorchBackend.from_file(ckpt, text=text, text_model=str(moved), device="cpu")
+        np.testing.assert_allclose(moved_backend.module.mu.numpy().ravel(), want[0].ravel(), rtol=1e-5, atol=1e-6)
+    finally:
+        shutil.move(str(moved), clip_dir)
+    with pytest.raises(BackendError, match=r"text_model: only used to embed the text option"):
+        TorchBackend.from_file(ckpt, text_model=str(clip_dir), device="cpu")
+    # a checkpoint from before the record: the stored training config names the encoder
+    del net.checkpoint_meta["text_encoder"]
+    for w, g in zip(want, latent_for_texts(net, [text])):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

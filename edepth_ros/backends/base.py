@@ -21,7 +21,7 @@ COMMON_OPTIONS = ("threads", "max_depth", "input_size")
 BACKEND_OPTIONS = {
     "embodied": (),
     "onnxruntime": ("threads", "providers", "optimization", "engine_cache_dir", "precision", "require_sidecar"),
-    "torch": ("device", "threads", "text", "half"),
+    "torch": ("device", "threads", "text", "text_model", "half"),
     "tensorrt": ("precision", "engine_cache_dir", "workspace_mb", "max_batch", "calibration_data",
                  "calibration_cache", "rebuild"),
 }

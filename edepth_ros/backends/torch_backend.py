@@ -78,13 +78,16 @@ class TorchBackend(Backend):
         self.name = f"torch-{self.device.type}"
 
     @classmethod
-    def from_file(cls, path, text: Optional[str] = None, **kw) -> "TorchBackend":
-        """From a checkpoint (.pt: latent from ``text``, else the one learned in training) or from an
-        exported .onnx (its sidecar names the checkpoint and holds the baked latent and the size it was
-        exported at: the same graph)."""
+    def from_file(cls, path, text: Optional[str] = None, text_model: Optional[str] = None, **kw) -> "TorchBackend":
+        """From a checkpoint (.pt: latent from ``text``, embedded with the encoder the checkpoint was
+        trained with, found at ``text_model`` where it has moved; else the latent learned in training)
+        or from an exported .onnx (its sidecar names the checkpoint and holds the baked latent and the
+        size it was exported at: the same graph)."""
         from ..network import DeployNet
 
         path = Path(path)
+        if text_model and not text:
+            raise BackendError("torch option text_model: only used to embed the text option; give text too")
         if path.suffix.lower() == ".onnx":
             if text:
                 raise BackendError(f"torch option text: {path} has its text latent baked in (sidecar); re-export "
@@ -104,9 +107,12 @@ class TorchBackend(Backend):
             net, _ = load_network(path)
             mu = sigma = None
             if text:
-                from ..export import latent_for_texts
+                from ..export import ExportError, latent_for_texts
 
-                mu, sigma = latent_for_texts(net, [text])
+                try:
+                    mu, sigma = latent_for_texts(net, [text], encoder_model=text_model)
+                except (ExportError, ValueError) as exc:  # ValueError: network.text.TextError
+                    raise BackendError(f"torch option text: {exc}") from exc
             module = DeployNet(net, mu, sigma)
         return cls(module, **kw)
 

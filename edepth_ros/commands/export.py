@@ -16,6 +16,11 @@ def add_arguments(parser) -> None:
     text.add_argument("--text-from", metavar="SOURCE",
                       help="descriptions to average: a .txt (one a line), a .json list, or synthetic[:N] "
                            "(training-style text of N generated frames); default: the latent learned in training")
+    parser.add_argument("--text-encoder", choices=("sentence-transformers", "clip"),
+                        help="only confirms the kind: the text is embedded with the encoder the checkpoint "
+                             "was trained with (another kind is refused)")
+    parser.add_argument("--text-model", metavar="DIR",
+                        help="that encoder's folder, where it is no longer where training found it")
     parser.add_argument("--out", required=True, help="output .onnx path (the sidecar goes beside it as .json)")
     parser.add_argument("--dynamic-batch", action="store_true", help="export a dynamic batch axis")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
@@ -45,7 +50,8 @@ def run(args) -> int:
         report = export_onnx(args.checkpoint, args.height, args.width, text, args.out,
                              dynamic_batch=args.dynamic_batch, opset=args.opset,
                              check_fp16=not args.no_fp16_check, strict=not args.no_strict,
-                             exporter=args.exporter, cpu_rewrites=not args.no_cpu_rewrites)
+                             exporter=args.exporter, cpu_rewrites=not args.no_cpu_rewrites,
+                             text_encoder=args.text_encoder, text_model=args.text_model)
     except (ExportError, ModelFileError, ValueError) as exc:
         print(f"edepth export: {exc}", file=sys.stderr)
         return 2

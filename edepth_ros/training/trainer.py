@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..network import DepthNet, build_model
 from ..network.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
+from ..network.text import encoder_record
 from .config import TrainConfig, TrainConfigError, check_schedule_trains_image
 from .datasets import collate
 from .losses import confidence_loss, silog_loss, valid_mask
@@ -388,6 +389,9 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
     summary: dict = {}
 
     train_config = json_safe(cfg.raw)  # a YAML date would make the checkpoint unloadable with weights_only
+    # the encoder the VAE learned from, resolved (the raw config's path is relative to its file):
+    # `edepth export --text` must embed with this one, not the default
+    text_encoder = encoder_record(cfg.text["encoder"], cfg.text["model"]) if cfg.model.text_vae else None
 
     def diverged(what: str, epoch_now: int, path_now: Optional[str] = None) -> TrainingDiverged:
         where = f"'{latest}' (step {last_good})" if last_good is not None else "none written yet"
@@ -405,7 +409,7 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
         if rank != 0:
             return
         extra = dict(step=step, epoch=epoch_now, best_abs_rel=best,
-                     train_config=train_config)
+                     train_config=train_config, text_encoder=text_encoder)
         if with_opt:
             extra["optimizer"] = opt.state_dict()
             if scaler.is_enabled():
