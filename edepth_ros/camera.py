@@ -33,6 +33,9 @@ SUPPORTED_DISTORTION = {
 
 _RAYS_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _RAYS_CACHE_SIZE = 8
+_MAX_PIXELS = 2 ** 27
+_CENTRAL = (0.05, 0.95)  # where a CameraInfo's principal point may lie, as a fraction of the size
+_UNDISTORT_TOLERANCE_PX = 0.05  # a sound calibration inverts to ~1e-4 px; a folded one is off by pixels
 
 
 class CameraModelError(ValueError):
@@ -53,6 +56,18 @@ def _matrix(value, shape, field: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise CameraModelError(f"{field}: contains NaN or infinity; recalibrate the camera")
     return arr
+
+
+def _vector(value, field: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise CameraModelError(f"{field}: not numeric ({exc})") from None
+    if arr.ndim > 1:
+        raise CameraModelError(f"{field}: has shape {arr.shape}; expected a flat list of numbers")
+    if not np.all(np.isfinite(arr)):
+        raise CameraModelError(f"{field}: contains NaN or infinity; recalibrate the camera")
+    return arr.ravel()
 
 
 def _check_intrinsics(Kmat: np.ndarray, field: str) -> None:
@@ -80,15 +95,16 @@ def _check_intrinsics(Kmat: np.ndarray, field: str) -> None:
         )
 
 
-def _rotation(R: np.ndarray, field: str) -> np.ndarray:
+def check_rotation(R: np.ndarray, field: str, what: str = "publish the rectification rotation from "
+                   "camera_calibration, or the identity for a monocular camera") -> np.ndarray:
+    """Return R if it is a rotation matrix, else raise CameraModelError naming `field`."""
     # a non-rotation R would tilt or scale every ray: silently wrong depth, so refuse it
     with np.errstate(all="ignore"):
         ok = bool(np.abs(R).max() <= 1.0 + 1e-3 and np.allclose(R @ R.T, np.eye(3), atol=1e-3)
                   and np.linalg.det(R) > 0)
     if not ok:
         raise CameraModelError(
-            f"{field}: {R.tolist()} is not a rotation matrix (R R^T = I, det R = +1); publish the "
-            "rectification rotation from camera_calibration, or the identity for a monocular camera"
+            f"{field}: {np.round(R, 6).tolist()} is not a rotation matrix (R R^T = I, det R = +1); {what}"
         )
     return R
 
@@ -100,6 +116,25 @@ def _check_principal_point(M: np.ndarray, width: int, height: int, field: str) -
             f"{field}: principal point ({cx:g}, {cy:g}) lies outside the {width}x{height} image; "
             "the calibration is for another resolution (scale it, or give the matching width/height)"
         )
+
+
+def _check_principal_point_central(M: np.ndarray, width: int, height: int, field: str) -> None:
+    # a calibration published with another resolution's width/height (a binned or decimated image
+    # with binning_x/y left 0) still has its principal point inside, but near an edge
+    fx, fy = (M[0, 2] + 0.5) / width, (M[1, 2] + 0.5) / height  # pixel centres: (w - 1) / 2 is 50%
+    if not (_CENTRAL[0] <= fx <= _CENTRAL[1] and _CENTRAL[0] <= fy <= _CENTRAL[1]):
+        raise CameraModelError(
+            f"{field}: principal point ({M[0, 2]:g}, {M[1, 2]:g}) lies at {100 * fx:.0f}% / {100 * fy:.0f}% "
+            f"of the {width}x{height} image, where no lens has it; width/height are likely of another "
+            "resolution than K (a binned image needs binning_x/y set, a cropped one its roi)"
+        )
+
+
+def _binning(value, field: str, size: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= size:
+        raise CameraModelError(f"{field}: {value!r}; binning is an integer from 0 (= 1, none) up to the "
+                               f"image size {size}")
+    return int(value) or 1
 
 
 def _size(value, field: str) -> int:
@@ -119,12 +154,13 @@ class CameraModel:
                  rectified: Optional[bool] = None):
         self.width = _size(width, "width")
         self.height = _size(height, "height")
+        if self.width * self.height > _MAX_PIXELS:  # rays are 12 bytes a pixel: refuse before allocating
+            raise CameraModelError(f"width x height: {self.width}x{self.height} is more than the "
+                                   f"{_MAX_PIXELS / 1e6:.0f} megapixels of any camera; the size fields are corrupt")
         self.frame_id = str(frame_id)
         K = _matrix(K, (3, 3), "K")
-        D = np.zeros(0) if D is None else np.asarray(D, dtype=np.float64).ravel()
-        if not np.all(np.isfinite(D)):
-            raise CameraModelError("D: contains NaN or infinity; recalibrate the camera")
-        self.R = np.eye(3) if R is None or not np.any(np.asarray(R)) else _rotation(_matrix(R, (3, 3), "R"), "R")
+        D = np.zeros(0) if D is None else _vector(D, "D")
+        self.R = np.eye(3) if R is None or not np.any(np.asarray(R)) else check_rotation(_matrix(R, (3, 3), "R"), "R")
         Pm = None if P is None or not np.any(np.asarray(P, dtype=np.float64)) else _matrix(P, (3, 4), "P")
         has_distortion = bool(np.any(D))
         self.rectified = (not has_distortion) if rectified is None else bool(rectified)
@@ -163,6 +199,8 @@ class CameraModel:
             self.stereo_offset = np.zeros(3)
         self.P = Pm
         self._rays: Optional[np.ndarray] = None
+        if not self.rectified:
+            self.rays()  # undistorted once per model, here, so an uninvertible D is refused at once
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -206,12 +244,14 @@ class CameraModel:
         width = _size(width, "CameraInfo.width")
         height = _size(height, "CameraInfo.height")
         Kmat = _matrix(k, (3, 3), "CameraInfo.K")
+        d = None if d is None else _vector(d, "CameraInfo.D")
+        p = None if p is None else _vector(p, "CameraInfo.P")
         try:
             _check_intrinsics(Kmat, "CameraInfo.K")
         except CameraModelError as exc:
             # a valid P can stand in for an unset K only on rectified images: undistorting needs K
-            has_p = p is not None and np.any(np.asarray(p, dtype=np.float64))
-            has_d = d is not None and np.any(np.asarray(d, dtype=np.float64))
+            has_p = p is not None and np.any(p)
+            has_d = d is not None and np.any(d)
             if not has_p:
                 raise exc
             if rectified is False or (rectified is None and has_d):
@@ -220,17 +260,19 @@ class CameraModel:
                     "distorted and undistorting it needs K (feed image_rect with rectified=True, or "
                     "publish the calibrated K)") from None
         Pmat = None
-        if p is not None and np.any(np.asarray(p, dtype=np.float64)):
+        if p is not None and np.any(p):
             Pmat = _matrix(p, (3, 4), "CameraInfo.P")
         for name, M in (("CameraInfo.K", Kmat), ("CameraInfo.P", Pmat)):
             if M is not None and M[0, 0] > 0:
                 _check_principal_point(M, width, height, name)
-        bx = int(binning_x) if binning_x else 1
-        by = int(binning_y) if binning_y else 1
-        if bx < 1 or by < 1:
-            raise CameraModelError(f"CameraInfo.binning_x/y: {binning_x}, {binning_y}; must be >= 0")
+                _check_principal_point_central(M, width, height, name)
+        bx = _binning(binning_x, "CameraInfo.binning_x", width)
+        by = _binning(binning_y, "CameraInfo.binning_y", height)
         x0, y0, rw, rh = _roi_tuple(roi)
-        if rw == 0 or rh == 0:
+        if (rw == 0) != (rh == 0):
+            raise CameraModelError(f"CameraInfo.roi: {rw}x{rh}; give both width and height, or neither "
+                                   "(all zero = the full image)")
+        if rw == 0:
             x0, y0, rw, rh = 0, 0, width, height
         if x0 < 0 or y0 < 0 or x0 + rw > width or y0 + rh > height:
             raise CameraModelError(
@@ -346,15 +388,41 @@ class CameraModel:
         import cv2
 
         uu, vv = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
-        pts = np.stack([uu.ravel(), vv.ravel()], axis=1).reshape(-1, 1, 2)
+        # the outline at the pixels' outer edges too: resized and cropped models' pixel centres
+        # lie inside it, so checking it here covers them
+        eu, ev = np.arange(-0.5, W, 1.0), np.arange(-0.5, H, 1.0)
+        outline = np.concatenate([np.stack([eu, np.full_like(eu, edge)], 1) for edge in (-0.5, H - 0.5)]
+                                 + [np.stack([np.full_like(ev, edge), ev], 1) for edge in (-0.5, W - 0.5)])
+        pixels = np.concatenate([np.stack([uu.ravel(), vv.ravel()], axis=1), outline])
         crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-10)
         if self.distortion_model == "equidistant":
-            und = cv2.fisheye.undistortPoints(pts, self.K, self.D, criteria=crit)
+            und = cv2.fisheye.undistortPoints(pixels.reshape(-1, 1, 2), self.K, self.D, criteria=crit)
         else:
-            und = cv2.undistortPoints(pts, self.K, self.D, criteria=crit)
-        und = und.reshape(H, W, 2)
-        out[..., :2] = und
+            und = cv2.undistortPoints(pixels.reshape(-1, 1, 2), self.K, self.D, criteria=crit)
+        und = und.reshape(-1, 2)
+        self._check_undistortion(und, pixels)
+        out[..., :2] = und[: H * W].reshape(H, W, 2)
         return out
+
+    def _check_undistortion(self, und: np.ndarray, pixels: np.ndarray) -> None:
+        # strong D folds the distortion curve back on itself inside the image: OpenCV's iteration
+        # then returns rays of other pixels (or overflows), which would give finite wrong depth
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(und).all(axis=1) & (np.abs(und) < 1e6).all(axis=1)
+            rays = np.concatenate([np.where(finite[:, None], und, 0.0), np.ones((len(und), 1))], axis=1)
+            u, v, _ = self.project(rays)
+            err = np.where(finite, np.hypot(u - pixels[:, 0], v - pixels[:, 1]), np.inf)
+        bad = ~(err <= _UNDISTORT_TOLERANCE_PX)
+        if bad.any():
+            worst = pixels[np.argmax(np.nan_to_num(err, nan=np.inf))]
+            raise CameraModelError(
+                f"D: {self.distortion_model} coefficients {self.D.tolist()} cannot be inverted over the "
+                f"{self.width}x{self.height} image: the rays of {np.count_nonzero(bad)} of {len(pixels)} points "
+                f"checked (pixel centres and the image's edges; e.g. u={worst[0]:g}, v={worst[1]:g}) do not "
+                f"project back within {_UNDISTORT_TOLERANCE_PX} px; the calibration is wrong or for another "
+                "resolution, or the lens sees more than 90 deg off its axis, where a ray has no depth z "
+                "(recalibrate, or feed the rectified image_rect and its P)"
+            )
 
     # ----------------------------------------------------------------- projection
     def project(self, points_cam) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -387,12 +455,16 @@ def _roi_tuple(roi) -> tuple[int, int, int, int]:
     """(x_offset, y_offset, width, height) from a RegionOfInterest-like object, dict or tuple."""
     if roi is None:
         return 0, 0, 0, 0
-    if isinstance(roi, dict):
-        return (int(roi.get("x_offset", 0)), int(roi.get("y_offset", 0)),
-                int(roi.get("width", 0)), int(roi.get("height", 0)))
-    if hasattr(roi, "x_offset"):
-        return int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)
-    vals = tuple(int(v) for v in roi)
-    if len(vals) != 4:
-        raise CameraModelError(f"CameraInfo.roi: {roi!r}; expected (x_offset, y_offset, width, height)")
+    try:
+        if isinstance(roi, dict):
+            vals = tuple(int(roi.get(k, 0)) for k in ("x_offset", "y_offset", "width", "height"))
+        elif hasattr(roi, "x_offset"):
+            vals = (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height))
+        else:
+            vals = tuple(int(v) for v in roi)
+    except (TypeError, ValueError):
+        vals = ()
+    if len(vals) != 4 or min(vals) < 0:
+        raise CameraModelError(f"CameraInfo.roi: {roi!r}; expected (x_offset, y_offset, width, height), "
+                               "non-negative integers")
     return vals

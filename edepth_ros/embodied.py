@@ -20,7 +20,7 @@ import numpy as np
 
 from .camera import CameraModel
 from .ground import GroundPlane
-from .labels import ClassGroups, validate_labels
+from .labels import ClassGroups, unknown_ids_message, validate_labels
 
 
 class Region(IntEnum):
@@ -82,6 +82,9 @@ class EmbodiedConfig:
 
     def __post_init__(self):
         if not isinstance(self.groups, ClassGroups):
+            if not isinstance(self.groups, Mapping):
+                raise EmbodiedConfigError(f"EmbodiedConfig.groups: {self.groups!r}; expected ClassGroups or "
+                                          "a mapping {road: [ids], ground: [ids], vertical: [ids], sky: [ids]}")
             object.__setattr__(self, "groups", ClassGroups.from_dict(self.groups))
         pairs = self.ground_heights.items() if isinstance(self.ground_heights, Mapping) else self.ground_heights
         try:
@@ -108,11 +111,12 @@ class EmbodiedConfig:
         if not 0 <= self.inpaint_scale <= 1:
             raise EmbodiedConfigError(
                 f"EmbodiedConfig.inpaint_scale: {self.inpaint_scale}; must be in [0, 1] (0 = no inpainting)")
-        if not self.inpaint_max_pixels >= 100:
+        if not (self.inpaint_max_pixels >= 100 and math.isfinite(self.inpaint_max_pixels)):
             raise EmbodiedConfigError(
-                f"EmbodiedConfig.inpaint_max_pixels: {self.inpaint_max_pixels}; must be >= 100")
-        if not self.inpaint_radius > 0:
-            raise EmbodiedConfigError(f"EmbodiedConfig.inpaint_radius: {self.inpaint_radius}; must be > 0")
+                f"EmbodiedConfig.inpaint_max_pixels: {self.inpaint_max_pixels}; must be a finite number >= 100")
+        if not 0 < self.inpaint_radius <= 50:  # Telea's cost grows with the radius squared
+            raise EmbodiedConfigError(f"EmbodiedConfig.inpaint_radius: {self.inpaint_radius}; must be in (0, 50] "
+                                      "pixels")
         for name in ("road", "ground", "vertical", "inpainted", "sky"):
             v = getattr(self, f"confidence_{name}")
             if not 0 <= v <= 1:
@@ -177,6 +181,7 @@ class EmbodiedDepth:
         self.config = config or EmbodiedConfig()
         self._group_lut = self.config.groups.group_lut(_GROUP_CODES, default=Region.NONE)
         self._conf_lut = self.config.confidence_lut()
+        self._unknown_lut = self.config.groups.unknown_lut()
         self._cache: "OrderedDict[tuple, _PlaneGeometry]" = OrderedDict()
         self._cache_size = cache_size
 
@@ -220,6 +225,9 @@ class EmbodiedDepth:
     # ------------------------------------------------------------------ full computation
     def compute(self, camera: CameraModel, plane: Optional[GroundPlane], labels: np.ndarray) -> EmbodiedResult:
         """Embodied depth for one frame: `labels` uint8 (H, W) Cityscapes train ids at the camera's size."""
+        if not isinstance(camera, CameraModel) or not (plane is None or isinstance(plane, GroundPlane)):
+            raise TypeError(f"EmbodiedDepth.compute: camera must be a CameraModel and plane a GroundPlane "
+                            f"or None, got {type(camera).__name__} and {type(plane).__name__}")
         H, W = camera.height, camera.width
         labels = validate_labels(labels, H, W)
         if plane is None:
@@ -231,8 +239,15 @@ class EmbodiedDepth:
 
         group = cv2.LUT(labels, self._group_lut)  # SIMD table lookup, ~10x numpy's take
         reasons = []
+        unknown = cv2.LUT(labels, self._unknown_lut)
+        if cv2.countNonZero(unknown):  # another label convention would give finite, wrong depth
+            reasons.append(unknown_ids_message(labels, unknown))
         if not geo.visible:
-            reasons.append("ground plane not visible: the horizon lies below the image (camera looking up?)")
+            if geo.above_horizon.all():
+                reasons.append("ground plane not visible: the horizon lies below the image (camera looking up?)")
+            else:
+                reasons.append(f"every pixel that sees the ground plane sees it beyond max_depth "
+                               f"{cfg.max_depth:g} m (raise EmbodiedConfig.max_depth)")
         # ROAD (1) and GROUND (2) in one comparison through uint8 wrap-around
         is_ground = (group - np.uint8(1)) <= np.uint8(1)
         on_plane = is_ground & geo.valid

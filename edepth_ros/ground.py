@@ -25,6 +25,13 @@ class GroundPoseError(ValueError):
     """The ground pose is impossible or outside the configured limits; the message says why."""
 
 
+def _numbers(value, what: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise GroundPoseError(f"{what}: not numeric ({exc})") from None
+
+
 @dataclass(frozen=True)
 class PoseLimits:
     """Sanity limits on the camera pose relative to the ground.
@@ -36,6 +43,19 @@ class PoseLimits:
     min_height: float = 0.05
     max_height: float = 10.0
     max_tilt: float = math.radians(35.0)
+
+    def __post_init__(self):
+        # a NaN limit compares False with everything, which would switch its check off
+        for name in ("min_height", "max_height", "max_tilt"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(value):
+                raise GroundPoseError(f"PoseLimits.{name}: {value!r}; expected a finite number")
+        if not 0 <= self.min_height < self.max_height:
+            raise GroundPoseError(f"PoseLimits: min_height {self.min_height} m and max_height {self.max_height} m; "
+                                  "need 0 <= min_height < max_height")
+        if not 0 < self.max_tilt <= math.pi / 2:
+            raise GroundPoseError(f"PoseLimits.max_tilt: {self.max_tilt!r} rad; expected an angle in (0, pi/2]")
 
     def check(self, plane: "GroundPlane", source: str = "ground plane") -> "GroundPlane":
         if plane.height < self.min_height:
@@ -66,15 +86,16 @@ class GroundPlane:
     height: float
 
     def __post_init__(self):
-        n = np.asarray(self.normal, dtype=np.float64).reshape(-1)
-        if n.shape != (3,) or not np.all(np.isfinite(n)):
+        n = _numbers(self.normal, "GroundPlane.normal").reshape(-1)
+        if n.shape != (3,) or not np.all(np.abs(n) < 1e150):  # |n| must not overflow
             raise GroundPoseError(f"GroundPlane.normal: {self.normal!r}; expected 3 finite numbers")
         norm = float(np.linalg.norm(n))
         if norm < 1e-9:
             raise GroundPoseError("GroundPlane.normal: zero vector; the plane has no orientation")
-        h = float(self.height)
-        if not math.isfinite(h):
+        h = _numbers(self.height, "GroundPlane.height")
+        if h.shape != () or not math.isfinite(float(h)):
             raise GroundPoseError(f"GroundPlane.height: {self.height!r}; expected a finite number")
+        h = float(h)
         # n . X + h = 0 scaled by 1/|n|: a non-unit normal scales the height too
         n = n / norm
         h = h / norm
@@ -94,9 +115,12 @@ class GroundPlane:
 
         The ground frame has z up and its z = 0 plane on the road (REP 105 base_footprint).
         """
-        T = np.asarray(T_cam_from_ground, dtype=np.float64)
+        T = _numbers(T_cam_from_ground, "T_cam_from_ground")
         if T.shape != (4, 4) or not np.all(np.isfinite(T)):
             raise GroundPoseError(f"T_cam_from_ground: expected a finite 4x4 matrix, got shape {T.shape}")
+        if not np.allclose(T[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):  # a projective T is no rigid pose
+            raise GroundPoseError(f"T_cam_from_ground: bottom row {T[3].tolist()}, expected [0, 0, 0, 1]; "
+                                  "pass a homogeneous rigid transform")
         R, t = T[:3, :3], T[:3, 3]
         if not np.allclose(R @ R.T, np.eye(3), atol=1e-5) or np.linalg.det(R) < 0:
             raise GroundPoseError("T_cam_from_ground: the rotation block is not a rotation matrix")
@@ -136,8 +160,10 @@ class GroundPlane:
                     limits: Optional[PoseLimits] = PoseLimits()) -> "GroundPlane":
         """From static mounting parameters (metres, radians; see `transform_from_static`)."""
         for name, v in (("height", height), ("pitch", pitch), ("roll", roll), ("yaw", yaw)):
-            if not math.isfinite(float(v)):
-                raise GroundPoseError(f"static ground pose: {name} is {v!r}; expected a finite number")
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(v):
+                raise GroundPoseError(f"static ground pose: {name} is {v!r}; expected a finite number "
+                                      "(metres or radians)")
         if height <= 0:
             raise GroundPoseError(
                 f"static ground pose: height {height} m; the camera must be above the road (height > 0)"
@@ -157,7 +183,12 @@ class GroundPlane:
         more than `max_angle` from `prior`'s (level by default) are discarded, so a wall or a car
         side cannot win. Returns the plane (and the inlier mask if `return_inliers`).
         """
-        pts = np.asarray(points_cam, dtype=np.float64).reshape(-1, 3)
+        pts = _numbers(points_cam, "GroundPlane.fit points")
+        if pts.ndim != 2 or pts.shape[1] != 3:
+            raise GroundPoseError(f"GroundPlane.fit: points of shape {pts.shape}; expected (N, 3) in the camera frame")
+        if not (threshold > 0 and math.isfinite(threshold)) or int(iterations) < 1:
+            raise GroundPoseError(f"GroundPlane.fit: threshold {threshold!r} m and iterations {iterations!r}; "
+                                  "need a finite threshold > 0 and at least 1 iteration")
         pts = pts[np.all(np.isfinite(pts), axis=1)]
         if len(pts) < max(3, min_inliers):
             raise GroundPoseError(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .camera import CameraModel, CameraModelError
+from .camera import CameraModel, CameraModelError, check_rotation
 
 KITTI_WIDTH, KITTI_HEIGHT = 1242, 375
 KITTI_LIDAR_HEIGHT = 1.73  # metres above the road (KITTI setup page)
@@ -41,24 +41,29 @@ class KittiCalib:
         return KittiCalib(cam, self.T_cam_velo)
 
 
-def _read_keyed(path) -> dict[str, np.ndarray]:
-    """'KEY: v v v' lines -> {KEY: float64 array}; lines whose values are not numbers are skipped."""
+def _read_keyed(path) -> dict[str, np.ndarray | str]:
+    """'KEY: v v v' lines -> {KEY: float64 array}, or the text where the values are not numbers."""
     path = Path(path)
+    if path.is_dir():
+        raise KittiFormatError(f"{path}: a folder, not a calibration file (give the .txt file)")
     if not path.is_file():
         raise KittiFormatError(f"{path}: no such calibration file")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise KittiFormatError(f"{path}: not a readable text calibration file ({exc})") from None
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray | str] = {}
     for line in text.splitlines():
         if ":" not in line:
             continue
         key, _, values = line.partition(":")
+        key = key.strip()
+        if key in out:  # which of the two is meant cannot be guessed
+            raise KittiFormatError(f"{path}: key '{key}' appears twice; keep the right line")
         try:
-            out[key.strip()] = np.array([float(v) for v in values.split()], dtype=np.float64)
+            out[key] = np.array([float(v) for v in values.split()], dtype=np.float64)
         except ValueError:
-            continue  # calib_time and similar
+            out[key] = values.strip()  # calib_time and similar; an error only if a matrix is read
     return out
 
 
@@ -66,6 +71,8 @@ def _get(values: dict, key: str, shape, path) -> np.ndarray:
     if key not in values:
         raise KittiFormatError(f"{path}: key '{key}' is missing (keys present: {sorted(values)})")
     arr = values[key]
+    if isinstance(arr, str):
+        raise KittiFormatError(f"{path}: key '{key}' is not numeric ({arr[:40]!r})")
     if arr.size != int(np.prod(shape)):
         raise KittiFormatError(f"{path}: key '{key}' has {arr.size} values, expected {int(np.prod(shape))}")
     if not np.all(np.isfinite(arr)):
@@ -80,11 +87,17 @@ def _homogeneous(M: np.ndarray) -> np.ndarray:
 
 
 def _calib(P: np.ndarray, R0: np.ndarray, Tr: np.ndarray, width: int, height: int, frame_id: str,
-           path=None, key: str = "P2") -> KittiCalib:
+           path=None, key: str = "P2", rotations: tuple = ()) -> KittiCalib:
     try:
         camera = CameraModel(width, height, P[:, :3], P=P, frame_id=frame_id)
     except CameraModelError as exc:  # the file's numbers are not a camera: name the file and key
         raise KittiFormatError(f"{path}: key '{key}' is not a usable camera matrix ({exc})") from None
+    names = rotations or (f"{path}: key 'R0_rect'", f"{path}: key 'Tr_velo_to_cam'")
+    for name, M in zip(names, (R0, Tr[:, :3])):
+        try:  # a scaled or sheared rotation would move every LiDAR point: wrong ground truth
+            check_rotation(M, name, "the file is corrupt or not KITTI calibration")
+        except CameraModelError as exc:
+            raise KittiFormatError(str(exc)) from None
     offset = np.eye(4)
     offset[:3, 3] = camera.stereo_offset
     return KittiCalib(camera, offset @ _homogeneous(R0) @ _homogeneous(Tr))
@@ -118,7 +131,7 @@ def read_raw_calib(directory, cam: int = 2) -> KittiCalib:
     R = _get(v2c, "R", (3, 3), v2c_path)
     T = _get(v2c, "T", (3, 1), v2c_path)
     return _calib(P, R0, np.hstack([R, T]), int(round(size[0])), int(round(size[1])), f"kitti_camera_{cam}",
-                  c2c_path, f"P_rect_0{cam}/S_rect_0{cam}")
+                  c2c_path, f"P_rect_0{cam}/S_rect_0{cam}", (f"{c2c_path}: key 'R_rect_00'", f"{v2c_path}: key 'R'"))
 
 
 def read_velodyne(path) -> np.ndarray:

@@ -117,6 +117,12 @@ class ClassGroups:
     def to_dict(self) -> dict[str, list[int]]:
         return {name: sorted(getattr(self, name)) for name in _GROUP_NAMES}
 
+    def unknown_lut(self) -> np.ndarray:
+        """A 256-entry uint8 table: 1 for ids that are neither a train id, 255 nor in a group."""
+        lut = np.ones(256, dtype=np.uint8)
+        lut[sorted(set(CLASS_NAMES) | set().union(*(getattr(self, n) for n in _GROUP_NAMES)))] = 0
+        return lut
+
     def group_lut(self, codes: Mapping[str, int], default: int = 0) -> np.ndarray:
         """A 256-entry uint8 table: label id -> codes[group] (default for ids in no group)."""
         lut = np.full(256, default, dtype=np.uint8)
@@ -145,3 +151,15 @@ def validate_labels(labels, height: int, width: int, what: str = "labels") -> np
             "resize labels with nearest-neighbour interpolation (cv2.INTER_NEAREST) first"
         )
     return np.ascontiguousarray(labels)
+
+
+def unknown_ids_message(labels: np.ndarray, unknown: np.ndarray, what: str = "labels",
+                        consequence: str = "they got no geometric depth and were inpainted") -> str:
+    """Why ids outside the convention matter, naming them (`unknown`: the unknown_lut mask)."""
+    ids = np.unique(labels[unknown.view(bool)])
+    shown = ", ".join(str(int(i)) for i in ids[:8]) + (", ..." if ids.size > 8 else "")
+    share = 100.0 * np.count_nonzero(unknown) / unknown.size
+    return (f"{what}: ids {shown} ({share:.1f}% of pixels) are not Cityscapes train ids (0-18, 255 "
+            f"ignore) nor in a configured class group, so {consequence}; map Cityscapes label ids "
+            "(road 7, sky 23, car 26) to train ids first (cityscapesscripts' id2trainId), or add "
+            "other ids to the class groups")

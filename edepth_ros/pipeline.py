@@ -15,6 +15,7 @@ import numpy as np
 from .backends.base import Backend
 from .frame import DepthResult, Frame
 from .image_check import ImageCheckConfig, image_problem
+from .labels import LabelError, validate_labels
 from .model_io import pack_embodied
 from .preprocess import ModelInput
 
@@ -98,8 +99,11 @@ class DepthPipeline:
                 self.segmenter = GeometricSegmenter()
             labels = self.segmenter.segment(rgb, camera, plane)
             timings["segment_ms"] = _ms(t)
-        elif labels.shape != (h, w):
-            raise PipelineError(f"frame.labels: shape {labels.shape} is not the image's ({h}, {w})")
+        else:
+            try:
+                labels = validate_labels(labels, h, w, what="frame.labels")
+            except LabelError as exc:  # one error type for a bad Frame, whichever field
+                raise PipelineError(str(exc)) from None
 
         t = time.perf_counter()
         emb = self.embodied.compute(camera, plane, labels)

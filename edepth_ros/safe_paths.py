@@ -36,3 +36,27 @@ def safe_name(name: str, what: str = "name") -> str:
     if not cleaned:
         raise UnsafePathError(f"{what}: {name!r} gives an empty file name")
     return cleaned
+
+
+class OutputPathError(ValueError):
+    """An output path given on the command line cannot be written (the message names the flag)."""
+
+
+def check_output_path(path: str | os.PathLike, flag: str, folder: bool = False) -> Path:
+    """Refuse, before a long run, an output that its end would fail to write.
+
+    ``folder``: the path is a folder to write files into (``--plots DIR``), else a file (``--json OUT``).
+    """
+    path = Path(path).expanduser()
+    if folder and path.exists() and not path.is_dir():
+        raise OutputPathError(f"{flag} {path}: a file, not a folder; give a folder for the output files")
+    if not folder and path.is_dir():
+        raise OutputPathError(f"{flag} {path}: a folder; give a file name inside it")
+    parent = path if folder else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputPathError(f"{flag} {path}: {parent} is a file, so nothing can be written below it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{flag} {path}: {parent} is not writable by this user")
+    return path

@@ -163,7 +163,8 @@ class GeometricConfig:
             "growth_bands": all(b > 0 for b in self.growth_bands) and list(self.growth_bands) == sorted(self.growth_bands),
         }
         for name, ok in checks.items():
-            if not ok:
+            values = np.ravel(getattr(self, name))
+            if not ok or not np.all(np.isfinite(values)):  # infinity passes "> 0" and then overflows
                 raise SegmenterError(f"GeometricConfig.{name}: {getattr(self, name)!r} is out of range")
 
 

@@ -230,3 +230,81 @@ def test_bag_and_evaluation_modules_import_without_rclpy_or_torch():
             "print(sorted(m for m in ('rclpy', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_tf_max_age_refuses_stale_and_future_transforms_on_the_chain_only():
+    """As the node's tf_max_age: a /tf edge must have a transform that close to the stamp (the latest
+    at or before it, else the next after it); a static one or one stamped 0 is never stale."""
+    tree = bio.TfTree()
+
+    def at(z):
+        T = np.eye(4)
+        T[2, 3] = z
+        return T
+
+    s = 10 ** 9
+    for stamp, z in ((100 * s, 1.0), (101 * s, 2.0)):
+        tree.add_message(bio.tf_message([bio.transform_stamped(at(z), stamp, "odom", "base")]), static=False)
+    tree.add_message(bio.tf_message([bio.transform_stamped(at(5.0), 0, "base", "cam")]), static=False)  # stamp 0
+    tree.add_message(bio.tf_message([bio.transform_stamped(at(7.0), 0, "cam", "lidar")]), static=True)
+    tree.add_message(bio.tf_message([bio.transform_stamped(at(9.0), 3 * s, "odom", "gps")]), static=False)
+    assert tree.lookup("odom", "lidar", int(100.5 * s), max_age_ns=s)[2, 3] == 13.0
+    assert tree.lookup("odom", "base", int(99.5 * s), max_age_ns=s)[2, 3] == 1.0  # the next, 0.5 s newer
+    assert tree.lookup("odom", "base", int(101.9 * s), max_age_ns=s)[2, 3] == 2.0
+    with pytest.raises(bio.TfStaleError, match=r"odom -> base nearest to t = 160\.000 s is 59\.00 s older than it "
+                                               r"\(tf_max_age 1 s\)") as exc:
+        tree.lookup("lidar", "odom", 160 * s, max_age_ns=s)
+    assert (exc.value.parent, exc.value.child) == ("odom", "base") and isinstance(exc.value, bio.BagError)
+    with pytest.raises(bio.TfStaleError, match="100.00 s newer"):
+        tree.lookup("odom", "base", 0, max_age_ns=s)
+    assert tree.lookup("odom", "base", 160 * s)[2, 3] == 2.0  # without a limit: as before
+    # odom -> gps is 97 s stale at t = 100 s but not on the chain asked for: it does not matter
+    assert tree.lookup("base", "odom", 100 * s, max_age_ns=s)[2, 3] == -1.0
+
+
+def test_pointclouds_numpy_cannot_view_are_a_bag_error_naming_the_field():
+    """Was a KeyError (datatype 0) or numpy's ValueError (a field beyond point_step): a traceback."""
+    import dataclasses
+
+    good = bio.pointcloud_msg(np.arange(12, dtype=np.float32).reshape(4, 3), 0, "lidar")
+    assert bio.pointcloud_xyz(good).shape == (4, 3)
+    bad_type = dataclasses.replace(good, fields=[dataclasses.replace(f, datatype=0) for f in good.fields])
+    with pytest.raises(bio.BagError, match="field 'x' has datatype 0, not a PointField type"):
+        bio.pointcloud_xyz(bad_type)
+    with pytest.raises(bio.BagError, match=r"field 'z' \(offset 8, 4 bytes, count 1\) does not fit in point_step 8"):
+        bio.pointcloud_xyz(dataclasses.replace(good, point_step=8, row_step=32))
+    rows = dataclasses.replace(good, height=2, width=2, row_step=16)
+    with pytest.raises(bio.BagError, match="row_step 16 is shorter than width 2 x point_step 12"):
+        bio.pointcloud_xyz(rows)
+    padded = dataclasses.replace(good, height=2, width=1, row_step=24)  # each row padded to 24 bytes
+    assert bio.pointcloud_xyz(padded).tolist() == [[0, 1, 2], [6, 7, 8]]
+    empty = dataclasses.replace(good, width=0, row_step=0, data=np.zeros(0, np.uint8))
+    assert bio.pointcloud_xyz(empty).shape == (0, 3)
+
+
+def test_tf_topic_of_another_type_is_named_before_reading(tmp_path):
+    """/tf holding TransformStamped (not TFMessage) was an AttributeError on `.transforms`."""
+    from edepth_ros.camera import CameraModel
+
+    cam = CameraModel.from_intrinsics(10.0, 10.0, 5.0, 3.0, 11, 7)
+    with bio.BagWriter(tmp_path / "b") as w:
+        w.write("/img", 1, bio.image_msg(np.zeros((7, 11, 3), np.uint8), 1, "cam"))
+        w.write("/info", 1, bio.camera_info_msg(cam, 1, "cam"))
+        w.write("/depth", 1, bio.image_msg(np.ones((7, 11), np.float32), 1, "cam"))
+        w.write("/tf", 1, bio.transform_stamped(np.eye(4), 1, "base_footprint", "cam"))
+    with bio.BagReader(tmp_path / "b") as r:
+        with pytest.raises(bio.BagError, match=r"topic /tf in .* holds geometry_msgs/msg/TransformStamped, not "
+                                               r"tf2_msgs/msg/TFMessage"):
+            r.require_depth_sources("/img", "/info", depth_topic="/depth")
+
+
+def test_header_stamps_read_from_cdr_and_unusable_stamps_are_named():
+    msg = bio.image_msg(np.zeros((2, 3, 3), np.uint8), 1_704_067_200_123_456_789, "cam")
+    for kind in ("little", "big"):
+        raw = (bio.typestore().serialize_cdr(msg, bio.IMAGE, little_endian=kind == "little"))
+        assert bio.cdr_header_ns(raw) == 1_704_067_200_123_456_789
+    assert bio.cdr_header_ns(b"\x00\x01") is None
+    ok = {"/img": [1, 2, 3, 4], "/depth": [1, 2, 2, 3]}  # one repeat is jitter, not a broken driver
+    assert bio.header_stamps_problem(ok) is None
+    assert bio.header_stamps_problem({"/img": [0, 0, 0], "/depth": [1, 2, 3]}) == "/img: all 3 header stamps are 0"
+    assert bio.header_stamps_problem({"/img": [5, 5, 5, 6]}) == "/img: 2 of 3 consecutive header stamps do not increase"

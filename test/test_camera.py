@@ -107,6 +107,17 @@ def test_distorted_rays_reproject_to_their_pixels(model, D):
     assert np.max(np.abs(rays[vs, us, 0] - pinhole)) > 1e-3
 
 
+@pytest.mark.parametrize("model,D", [("plumb_bob", [-0.9, 0.1, 0, 0, 0]),    # folds back inside the image
+                                     ("plumb_bob", [0, 0, 0.5, 0.5, 0]),    # overflows to infinity
+                                     ("rational_polynomial", [-0.5, 0.1, 0, 0, 0, 0, 0, 0]),
+                                     ("equidistant", [2.0, -3.0, 1.0, 0.0])])
+def test_uninvertible_distortion_is_refused(model, D):
+    # OpenCV's undistortion then returns rays of other pixels: finite, wrong depth if accepted
+    K = [721.5, 0, 609.6, 0, 721.5, 172.9, 0, 0, 1]
+    with pytest.raises(CameraModelError, match=r"D: .* cannot be inverted over the 1242x375 image"):
+        CameraModel.from_camera_info(width=1242, height=375, k=K, d=D, distortion_model=model)
+
+
 def test_image_rect_with_distortion_in_camera_info_uses_P():
     cam = CameraModel.from_camera_info(width=1242, height=375, k=[900, 0, 620, 0, 900, 180, 0, 0, 1],
                                        d=[-0.3, 0.1, 0, 0, 0], p=P_KITTI2, rectified=True)
@@ -124,6 +135,17 @@ def test_image_rect_with_distortion_in_camera_info_uses_P():
     (dict(d=[0.1, 0.0, 0.0]), "D: 3 coefficients"),
     (dict(d=[0.1, 0, 0, 0, 0], distortion_model="fisheye_foo"), "distortion_model"),
     (dict(roi=(100, 0, 1242, 375)), "CameraInfo.roi"),
+    (dict(roi="abcd"), "CameraInfo.roi"),
+    (dict(roi={"width": 100}), "give both width and height"),
+    (dict(d=["a", 0, 0, 0, 0]), "CameraInfo.D: not numeric"),
+    (dict(d=[[0.1, 0], [0, 0]]), "CameraInfo.D: has shape"),
+    (dict(p=["x"] * 12), "CameraInfo.P: not numeric"),
+    (dict(binning_x=1.5), "CameraInfo.binning_x"),
+    (dict(binning_y=5000), "CameraInfo.binning_y"),
+    # K of the full 1242x375 sensor, width/height of the 2x2 binned image with binning left 0
+    (dict(width=621, height=188), "width/height are likely of another resolution"),
+    # sizes no camera has: refused before 12 bytes a pixel of rays are allocated
+    (dict(width=2**20, height=2**20, k=[700, 0, 2**19, 0, 700, 2**19, 0, 0, 1]), "megapixels"),
     # an unset K with a valid P is only usable on a rectified image: undistorting needs K
     (dict(k=[0] * 9, p=P_KITTI2, d=[0.1, 0, 0, 0, 0]), "P cannot stand in for K"),
 ])

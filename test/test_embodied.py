@@ -215,6 +215,25 @@ def test_bad_labels_are_refused_clearly():
         e.compute(cam, plane, [[0]])
 
 
+def test_labels_of_another_convention_get_a_reason():
+    # Cityscapes *label* ids (road 7, building 11, sky 23, ego vehicle 1) read as train ids give
+    # finite depth everywhere (7 is a traffic sign, 1 a sidewalk): the ids outside the
+    # convention must be named, not inpainted in silence
+    cam = kitti_camera()
+    plane = GroundPlane.from_static(1.65)
+    label_ids = np.full((375, 1242), 23, np.uint8)
+    label_ids[120:190], label_ids[190:], label_ids[350:] = 11, 7, 1
+    res = EmbodiedDepth().compute(cam, plane, label_ids)
+    assert "ids 23" in res.reason and "not Cityscapes train ids" in res.reason and "id2trainId" in res.reason
+    train_ids = np.full((375, 1242), L.SKY, np.uint8)
+    train_ids[190:] = L.ROAD
+    train_ids[:5, :5] = L.IGNORE
+    assert EmbodiedDepth().compute(cam, plane, train_ids).reason == ""
+    # an id the deployment put in a group is its own convention, not an unknown id
+    groups = ClassGroups(sky=frozenset({L.SKY, 23}))
+    assert "ids 23" not in EmbodiedDepth(EmbodiedConfig(groups=groups)).compute(cam, plane, label_ids).reason
+
+
 def test_all_sky_all_road_no_plane_and_horizon_below_image():
     cam = kitti_camera()
     plane = GroundPlane.from_static(1.65)
@@ -237,6 +256,10 @@ def test_all_sky_all_road_no_plane_and_horizon_below_image():
     up = GroundPlane.from_static(1.65, pitch=rad(-40), limits=PoseLimits(max_tilt=rad(50)))
     looking_up = e.compute(cam, up, np.zeros((375, 1242), np.uint8))
     assert np.all(np.isnan(looking_up.depth)) and "horizon" in looking_up.reason
+    # the plane is in view but all of it beyond max_depth: blamed on max_depth, not the horizon
+    near_only = EmbodiedDepth(EmbodiedConfig(max_depth=0.5)).compute(cam, plane, np.zeros((375, 1242), np.uint8))
+    assert np.all(np.isnan(near_only.depth)) and "beyond max_depth 0.5 m" in near_only.reason
+    assert "horizon lies below" not in near_only.reason
 
 
 def test_config_validation_and_groups():
@@ -246,6 +269,13 @@ def test_config_validation_and_groups():
         EmbodiedConfig(confidence_road=1.5)
     with pytest.raises(EmbodiedConfigError, match="unknown key"):
         EmbodiedConfig.from_dict({"sky_cap": 3})
+    # infinities pass a "> 0" check and then overflow deep inside the inpainting
+    for bad, field in ((dict(inpaint_radius=float("inf")), "inpaint_radius"),
+                       (dict(inpaint_radius=np.float32("inf")), "inpaint_radius"),
+                       (dict(inpaint_max_pixels=float("inf")), "inpaint_max_pixels"),
+                       (dict(groups=None), "EmbodiedConfig.groups")):
+        with pytest.raises(EmbodiedConfigError, match=field):
+            EmbodiedConfig(**bad)
     with pytest.raises(LabelError, match="both 'road' and 'ground'"):
         ClassGroups(road={0, 1})
     with pytest.raises(LabelError, match="unknown group"):

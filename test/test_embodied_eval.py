@@ -71,12 +71,25 @@ def test_command_label_dir_and_skipped_frames(kitti_dir, tmp_path, capsys):
     labels.mkdir()
     lab = np.full((375, 1242), 10, np.uint8)   # sky above, road below the image middle
     lab[190:] = 0
-    cv2.imwrite(str(labels / "000001.png"), lab)
+    from PIL import Image
+
+    Image.fromarray(lab, mode="L").convert("P").save(labels / "000001.png")  # a palette PNG: indices are ids
     cv2.imwrite(str(labels / "000002.png"), lab)
     os.symlink(src / "image_2" / "000000.png", root / "image_2" / "000000.png")  # 1224x370
     for sub in ("velodyne", "calib"):
         os.symlink(src / sub / f"000000{ext[sub]}", root / sub / f"000000{ext[sub]}")
     cv2.imwrite(str(labels / "000000.png"), lab)  # labels of the wrong size for that frame
+    # frame 000001 again, once with an R0_rect that is no rotation, once with Cityscapes label ids
+    for stem in ("000003", "000004"):
+        for sub in ("image_2", "velodyne"):
+            os.symlink(src / sub / f"000001{ext[sub]}", root / sub / f"{stem}{ext[sub]}")
+    calib = (src / "calib" / "000001.txt").read_text().splitlines()
+    (root / "calib" / "000003.txt").write_text(
+        "\n".join("R0_rect: 2 0 0 0 2 0 0 0 2" if line.startswith("R0_rect:") else line for line in calib))
+    os.symlink(src / "calib" / "000001.txt", root / "calib" / "000004.txt")
+    cv2.imwrite(str(labels / "000003.png"), lab)
+    label_ids = np.where(lab == 0, 7, 23).astype(np.uint8)  # road 7, sky 23
+    cv2.imwrite(str(labels / "000004.png"), label_ids)
     out = tmp_path / "eval.json"
     rc = main(["embodied-eval", "--kitti-object", str(root), "--plane", "lidar", "--seg", str(labels),
                "--json", str(out)])
@@ -84,8 +97,10 @@ def test_command_label_dir_and_skipped_frames(kitti_dir, tmp_path, capsys):
     assert rc == 0
     assert "velodyne/000002.bin: missing" in captured.err
     assert "000000.png: shape is (375, 1242), expected (370, 1224)" in captured.err
+    assert "000003.txt: key 'R0_rect'" in captured.err and "not a rotation matrix" in captured.err
+    assert "000004.png: ids 23" in captured.err and "the frame is not scored" in captured.err
     data = json.loads(out.read_text())
-    assert data["frames"] == 1 and data["skipped"] == 2
+    assert data["frames"] == 1 and data["skipped"] == 4
     assert "000002.bin" in data["skipped_frames"][1]["reason"]
     for region in ("road", "ground", "scene"):
         assert set(data[region]) >= {"within_5", "within_10", "absrel", "points"}
@@ -98,3 +113,14 @@ def test_bad_arguments(tmp_path, capsys):
         evaluate(tmp_path, EvalOptions(seg=str(tmp_path)), progress=False)
     rc = main(["embodied-eval", "--kitti-object", str(tmp_path / "none"), "--seg", str(tmp_path)])
     assert rc == 2 and "no such folder" in capsys.readouterr().err
+    # outputs that the end of the run could not write are refused before it starts
+    (tmp_path / "image_2").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    for flags, message in ((["--json", str(tmp_path)], "--json"), (["--plots", str(tmp_path / "a_file")], "--plots"),
+                           (["--json", str(tmp_path / "a_file" / "out.json")], "is a file")):
+        rc = main(["embodied-eval", "--kitti-object", str(tmp_path), *flags])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and "image_2" not in err, err
+    for bad in (0.0, -0.1, float("nan")):
+        with pytest.raises(EvalError, match="--ground-threshold"):
+            evaluate(tmp_path, EvalOptions(ground_threshold=bad), progress=False)

@@ -73,6 +73,25 @@ def test_camera_below_road_and_limits():
         GroundPlane.from_transform(np.diag([2.0, 1, 1, 1]))
     with pytest.raises(GroundPoseError, match="4x4"):
         GroundPlane.from_transform(np.eye(3))
+    # a projective bottom row would be dropped silently: the plane must come from a rigid pose
+    projective = T.copy()
+    projective[3] = [0.1, 0.2, 0.3, 5.0]
+    with pytest.raises(GroundPoseError, match="bottom row"):
+        GroundPlane.from_transform(projective)
+    # values of the wrong type are named, not a TypeError from inside the maths
+    for make, field in ((lambda: GroundPlane.from_static("1.65"), "height"),
+                        (lambda: GroundPlane.from_static(1.65, pitch="0.1"), "pitch"),
+                        (lambda: GroundPlane.from_transform([["a"] * 4] * 4), "T_cam_from_ground"),
+                        (lambda: GroundPlane([0, -1, 0], "abc"), "GroundPlane.height"),
+                        (lambda: GroundPlane(["a", -1, 0], 1.0), "GroundPlane.normal"),
+                        (lambda: GroundPlane([0, -1e308, 1e308], 1.0), "GroundPlane.normal")):
+        with pytest.raises(GroundPoseError, match=field):
+            make()
+    # a NaN limit compares false with everything, which would switch its check off
+    for limits in (dict(min_height=float("nan")), dict(max_tilt=float("nan")), dict(min_height=5, max_height=1),
+                   dict(max_tilt=0.0)):
+        with pytest.raises(GroundPoseError, match="PoseLimits"):
+            PoseLimits(**limits)
 
 
 def _flip_height(T):
@@ -127,6 +146,13 @@ def test_fit_errors():
     wall = np.stack([np.full(500, 4.0), rng.uniform(-2, 1, 500), rng.uniform(5, 30, 500)], 1)
     with pytest.raises(GroundPoseError, match="max_angle"):
         GroundPlane.fit(wall)
+    with pytest.raises(GroundPoseError, match=r"shape \(100, 2\)"):
+        GroundPlane.fit(np.ones((100, 2)))
+    with pytest.raises(GroundPoseError, match="not numeric"):
+        GroundPlane.fit([["a", "b", "c"]] * 40)
+    for kwargs in (dict(threshold=float("nan")), dict(threshold=-1.0), dict(iterations=0)):
+        with pytest.raises(GroundPoseError, match="threshold"):
+            GroundPlane.fit(wall, **kwargs)
 
 
 def test_tracker_smooths_rejects_and_reinitialises():

@@ -73,6 +73,30 @@ def test_calib_errors_name_file_and_key(tmp_path, kitti_dir):
     (tmp_path / "calib_velo_to_cam.txt").write_text("R: 1 0 0 0 1 0 0 0 1\nT: 0 0 0\n")
     with pytest.raises(KittiFormatError, match="calib_cam_to_cam.txt: key 'R_rect_00' is missing"):
         read_raw_calib(tmp_path)
+    # numbers that are not a rotation would move every LiDAR point: refused, naming the key
+    for key, scaled in (("R0_rect", "R0_rect: 2 0 0 0 2 0 0 0 2"),
+                        ("Tr_velo_to_cam", "Tr_velo_to_cam: 1 0 0 0 0.5 1 0 0 0 0 1 0")):
+        edited = tmp_path / f"{key}.txt"
+        edited.write_text("\n".join(scaled if line.startswith(key + ":") else line for line in text.splitlines()))
+        with pytest.raises(KittiFormatError, match=rf"{key}.txt: key '{key}': .* is not a rotation matrix"):
+            read_object_calib(edited)
+    (tmp_path / "calib_cam_to_cam.txt").write_text(
+        "P_rect_02: 1 0 0 0 0 1 0 0 0 0 1 0\nR_rect_00: 1 0 0 0 1 0 0 0 1\nS_rect_02: 1 1\n")
+    (tmp_path / "calib_velo_to_cam.txt").write_text("R: 3 0 0 0 1 0 0 0 1\nT: 0 0 0\n")
+    with pytest.raises(KittiFormatError, match=r"calib_velo_to_cam\.txt: key 'R': .* is not a rotation matrix"):
+        read_raw_calib(tmp_path)
+    # a non-numeric value, a repeated key and a folder are each called what they are
+    word = tmp_path / "word.txt"
+    word.write_text(text.replace("R0_rect: ", "R0_rect: x"))
+    with pytest.raises(KittiFormatError, match="key 'R0_rect' is not numeric"):
+        read_object_calib(word)
+    twice = tmp_path / "twice.txt"
+    twice.write_text(text + "\nP2: 1 0 0 0 0 1 0 0 0 0 1 0\n")
+    with pytest.raises(KittiFormatError, match="key 'P2' appears twice"):
+        read_object_calib(twice)
+    (tmp_path / "folder.txt").mkdir()
+    with pytest.raises(KittiFormatError, match="a folder, not a calibration file"):
+        read_object_calib(tmp_path / "folder.txt")
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"\0" * 20)
     with pytest.raises(KittiFormatError, match="20 bytes"):

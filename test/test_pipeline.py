@@ -81,6 +81,9 @@ def test_bad_frames_are_named(scene):
         pipe.process(Frame(scene.rgb[:300], scene.camera, scene.plane, scene.labels))
     with pytest.raises(PipelineError, match="frame.labels"):
         pipe.process(Frame(scene.rgb, scene.camera, scene.plane, scene.labels[:300]))
+    for labels in (scene.labels.tolist(), scene.labels.astype(np.float32)):  # a list, floats
+        with pytest.raises(PipelineError, match="frame.labels: (expected a numpy|dtype is float32)"):
+            pipe.process(Frame(scene.rgb, scene.camera, scene.plane, labels))
     with pytest.raises(PipelineError, match="model_input"):
         DepthPipeline(EmbodiedOnlyBackend(input_size=(192, 640)), model_input=ModelInput(96, 320))
 

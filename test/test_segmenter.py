@@ -130,6 +130,11 @@ def test_bad_config_names_the_field():
         GeometricConfig(work_scale=0.0)
     with pytest.raises(SegmenterError, match="edge_low"):
         GeometricConfig(edge_low=200.0, edge_high=100.0)
+    for name in ("marking_width", "max_range", "color_threshold"):  # inf passes "> 0", then overflows
+        with pytest.raises(SegmenterError, match=name):
+            GeometricConfig(**{name: float("inf")})
+    with pytest.raises(SegmenterError, match="growth_bands"):
+        GeometricConfig(growth_bands=(15.0, float("inf")))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

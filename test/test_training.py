@@ -441,6 +441,44 @@ def test_bag_maps_of_another_size_than_the_image_are_refused(tmp_path):
         bag("short_labels", f.depth, np.ascontiguousarray(f.labels[:48]))
 
 
+def test_bag_pairing_window_and_tf_age_come_from_the_config(tmp_path):
+    # data.max_skew and data.tf_max_age reach BagDataset (they were fixed at 0.05 s and 1 s)
+    from edepth_ros.bags import io as bio
+    from edepth_ros.bags.make_bag import SYNTHETIC_T0_NS, TOPICS
+    from edepth_ros.synthetic import SceneGenerator
+    from edepth_ros.training import TrainConfig, TrainConfigError
+    from edepth_ros.training.datasets import DatasetError
+    from edepth_ros.training.trainer import make_datasets
+
+    f = SceneGenerator(3, width=320, height=96).frame(0, lidar=False)
+    st = SYNTHETIC_T0_NS + int(round(f.stamp * 1e9))
+    late = st + 30_000_000  # the depth stamped 30 ms after its image, the ground pose 0.5 s before it
+    with bio.BagWriter(tmp_path / "bag") as w:
+        w.write("/tf", st, bio.tf_message([bio.transform_stamped(np.linalg.inv(f.T_cam_from_ground), st - 500_000_000,
+                                                                 bio.GROUND_FRAME, bio.CAMERA_FRAME)]))
+        w.write(TOPICS["camera_info"], st, bio.camera_info_msg(f.camera, st, bio.CAMERA_FRAME))
+        w.write(TOPICS["image"], st, bio.image_msg(f.rgb, st, bio.CAMERA_FRAME))
+        w.write(TOPICS["depth"], late, bio.image_msg(f.depth, late, bio.CAMERA_FRAME))
+        w.write(TOPICS["semantic"], st, bio.image_msg(f.labels, st, bio.CAMERA_FRAME, "mono8"))
+
+    def datasets(**data):
+        cfg = TrainConfig.from_dict(dict(
+            model=dict(arch="demo", text_vae=False), train=dict(max_steps=1), output=dict(dir=str(tmp_path / "out")),
+            data=dict(kind="bag", bag=str(tmp_path / "bag"), image_topic=TOPICS["image"],
+                      camera_info_topic=TOPICS["camera_info"], depth_topic=TOPICS["depth"],
+                      labels_topic=TOPICS["semantic"], **data)))
+        return make_datasets(cfg, progress=False)[0]
+
+    assert len(datasets()) == 1
+    with pytest.raises(DatasetError, match="data.max_skew 0.01 s"):
+        datasets(max_skew=0.01)
+    with pytest.raises(DatasetError, match="data.tf_max_age 0.2 s"):
+        datasets(tf_max_age=0.2)
+    for bad in (dict(max_skew=-1), dict(tf_max_age="1")):
+        with pytest.raises(TrainConfigError, match=f"data.{next(iter(bad))}: expected"):
+            datasets(**bad)
+
+
 def test_crop_resize_refuses_misaligned_arrays():
     from edepth_ros.camera import CameraModel
     from edepth_ros.training.augment import AugmentError, crop_resize

@@ -6,7 +6,10 @@
   topics reported by name instead of a traceback.
 - Message builders (rosbags dataclasses) and numpy decoders that take views of the CDR buffer
   (no per-pixel Python).
-- ``TfTree``: static + dynamic transforms from /tf_static and /tf, looked up by frame names.
+- ``TfTree``: static + dynamic transforms from /tf_static and /tf, looked up by frame names (with
+  the node's tf_max_age rule where asked).
+- ``CameraInfos``, ``cdr_header_ns``, ``header_stamps_problem``: how the bag evaluation and
+  training's BagDataset both pair messages (header stamps, else log time; the camera_info in force).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import bisect
 import functools
 import logging
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -213,22 +217,39 @@ _PF_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: 
 
 
 def pointcloud_xyz(msg) -> np.ndarray:
-    """(N, 3) float32 finite x, y, z of a sensor_msgs/PointCloud2 (any point layout, one view)."""
+    """(N, 3) float32 finite x, y, z of a sensor_msgs/PointCloud2 (any point layout, one view).
+
+    A layout numpy cannot view (unknown datatype, a field outside point_step, short rows) is a
+    BagError naming the field; callers add the topic."""
     fields = {f.name: f for f in msg.fields}
     missing = [n for n in "xyz" if n not in fields]
     if missing:
         raise BagError(f"PointCloud2 has no field(s) {missing}; fields are {list(fields)}")
+    step, width, height = int(msg.point_step), int(msg.width), int(msg.height)
+    for name in "xyz":
+        f = fields[name]
+        if f.datatype not in _PF_DTYPES:
+            raise BagError(f"PointCloud2 field {name!r} has datatype {f.datatype}, not a PointField type "
+                           "(1 INT8 ... 7 FLOAT32, 8 FLOAT64): the cloud's publisher wrote it wrong")
+        size = np.dtype(_PF_DTYPES[f.datatype]).itemsize
+        if int(f.count) < 1 or f.offset + size > step:
+            raise BagError(f"PointCloud2 field {name!r} (offset {f.offset}, {size} bytes, count {f.count}) does "
+                           f"not fit in point_step {step}: the cloud's layout is inconsistent")
     order = ">" if msg.is_bigendian else "<"
     dtype = np.dtype({"names": list("xyz"),
                       "formats": [order + _PF_DTYPES[fields[n].datatype] for n in "xyz"],
-                      "offsets": [fields[n].offset for n in "xyz"], "itemsize": int(msg.point_step)})
-    n = int(msg.width) * int(msg.height)
-    buf = np.asarray(msg.data, dtype=np.uint8)
-    if buf.size < n * msg.point_step:
-        raise BagError(f"PointCloud2 data has {buf.size} bytes for {n} points of {msg.point_step}: truncated")
-    if msg.row_step != msg.width * msg.point_step and msg.height > 1:
-        buf = buf.reshape(msg.height, msg.row_step)[:, : msg.width * msg.point_step].reshape(-1)
-    rec = np.frombuffer(np.ascontiguousarray(buf[: n * msg.point_step]), dtype=dtype)
+                      "offsets": [fields[n].offset for n in "xyz"], "itemsize": step})
+    n, row = width * height, width * step
+    buf = np.ascontiguousarray(np.asarray(msg.data, dtype=np.uint8))
+    padded = height > 1 and int(msg.row_step) != row
+    if padded and int(msg.row_step) < row:
+        raise BagError(f"PointCloud2 row_step {msg.row_step} is shorter than width {width} x point_step {step}")
+    need = (height - 1) * int(msg.row_step) + row if padded else n * step
+    if buf.size < need:
+        raise BagError(f"PointCloud2 data has {buf.size} bytes for {n} points of {step}: truncated")
+    if padded:  # rows padded to row_step: keep the points of each row
+        buf = np.lib.stride_tricks.as_strided(buf, shape=(height, row), strides=(int(msg.row_step), 1)).reshape(-1)
+    rec = np.frombuffer(np.ascontiguousarray(buf[: n * step]), dtype=dtype)
     xyz = np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float32)
     return xyz[np.isfinite(xyz).all(axis=1)]
 
@@ -249,13 +270,107 @@ def camera_from_info(msg):
     return convert.camera_model_from_info(msg)
 
 
+# ---------------------------------------------------------------- stamps and camera_info
+
+STAMP_CHECK_MESSAGES = 200  # header stamps are judged on each topic's first messages (drivers do not change)
+
+
+def cdr_header_ns(raw) -> int | None:
+    """Header stamp (ns) of a serialized message whose first field is a std_msgs/Header (Image,
+    CompressedImage, PointCloud2, CameraInfo), read from the CDR bytes without deserializing the
+    message (images are large); None for fewer than 12 bytes."""
+    head = bytes(raw[:12])
+    if len(head) < 12:
+        return None
+    sec, nsec = struct.unpack("<iI" if head[1] == 1 else ">iI", head[4:12])  # byte 1: CDR_LE 1, CDR_BE 0
+    return sec * 1_000_000_000 + nsec
+
+
+def header_stamps_problem(stamps: dict[str, list]) -> str | None:
+    """Why these topics' header stamps cannot pair their messages (None when they can), judged on
+    each topic's first STAMP_CHECK_MESSAGES stamps (in log order): all 0 (a driver that never sets
+    them), or mostly not increasing (a constant or copied stamp). The caller pairs by log time then."""
+    problems = []
+    for topic, values in stamps.items():
+        v = [s or 0 for s in values[:STAMP_CHECK_MESSAGES]]
+        if not v:
+            continue
+        if not any(v):
+            problems.append(f"{topic}: all {len(v)} header stamps are 0")
+            continue
+        back = sum(b <= a for a, b in zip(v, v[1:]))
+        if len(v) > 1 and 2 * back > len(v) - 1:
+            problems.append(f"{topic}: {back} of {len(v) - 1} consecutive header stamps do not increase")
+    return "; ".join(problems) or None
+
+
+class CameraInfos:
+    """Every CameraInfo of a topic (small), looked up by stamp: the one in force at an image (the
+    latest at or before it, else the first). CameraModels are cached by content; one that cannot be
+    built is cached as its CameraModelError, raised at each lookup."""
+
+    def __init__(self, reader: "BagReader", topic: str, log_time: bool = False):
+        """log_time: index by bag log time (where header stamps are unusable), else by header stamp
+        (log time where a stamp is 0)."""
+        items = [(t, reader.deserialize(raw, mt)) for _, mt, t, raw in reader.messages([topic])]
+        self._index(items, log_time)
+
+    @classmethod
+    def of(cls, items, log_time: bool = False) -> "CameraInfos":
+        """From (log time, CameraInfo message) pairs already read."""
+        self = cls.__new__(cls)
+        self._index(list(items), log_time)
+        return self
+
+    def _index(self, items: list, log_time: bool) -> None:
+        stamps = [t if log_time else (header_ns(m.header) or t) for t, m in items]
+        order = np.argsort(stamps, kind="stable")
+        self.stamps = [stamps[i] for i in order]
+        self.msgs = [items[i][1] for i in order]
+        self._models: dict = {}
+
+    def info_at(self, stamp: int):
+        """(CameraInfo message, CameraModel) in force at ``stamp``, or None with no message at all."""
+        if not self.msgs:
+            return None
+        msg = self.msgs[max(0, bisect.bisect_right(self.stamps, stamp) - 1)]
+        key = (msg.width, msg.height, bytes(np.asarray(msg.k, np.float64)), bytes(np.asarray(msg.p, np.float64)),
+               bytes(np.asarray(msg.d, np.float64)), msg.header.frame_id)
+        if key not in self._models:
+            try:
+                self._models[key] = camera_from_info(msg)
+            except ValueError as exc:  # CameraModelError: uncalibrated or impossible intrinsics
+                self._models[key] = exc
+        model = self._models[key]
+        if isinstance(model, Exception):
+            raise model.with_traceback(None)  # the same error each frame, without a growing traceback
+        return msg, model
+
+    def camera_at(self, stamp: int):
+        got = self.info_at(stamp)
+        return None if got is None else got[1]
+
+
 # ---------------------------------------------------------------- transforms
+
+class TfStaleError(BagError):
+    """A /tf edge on the chain has no transform within the max age of the asked time (a publisher that
+    stopped or had not started): the live node uses its static pose then (tf_max_age)."""
+
+    def __init__(self, parent: str, child: str, t: int, dt_ns: int, max_age_ns: int):
+        self.parent, self.child, self.dt_ns = parent, child, dt_ns
+        side = "older" if dt_ns < 0 else "newer"
+        super().__init__(f"transform {parent} -> {child} nearest to t = {t * 1e-9:.3f} s is {abs(dt_ns) * 1e-9:.2f} s "
+                         f"{side} than it (tf_max_age {max_age_ns * 1e-9:g} s)")
+
 
 class TfTree:
     """Transforms from /tf_static and /tf, looked up as T_target_source (maps source coords to target).
 
     Static transforms are kept forever; dynamic ones as time series (the latest at or before the
-    asked time, else the earliest). Chains through the tree in either direction.
+    asked time, else the earliest). Chains through the tree in either direction. With
+    ``max_age_ns`` a dynamic edge must have a transform that close to the asked time (the latest
+    at or before it, else the next after it), as the node's tf_max_age, else TfStaleError.
     """
 
     def __init__(self):
@@ -276,7 +391,7 @@ class TfTree:
                     self._unsorted[key] = True
                 series.append((stamp, T))
 
-    def _edge(self, parent: str, child: str, t: int | None) -> np.ndarray | None:
+    def _edge(self, parent: str, child: str, t: int | None, max_age_ns: int | None = None) -> np.ndarray | None:
         if (parent, child) in self.static:
             return self.static[(parent, child)]
         series = self.dynamic.get((parent, child))
@@ -287,7 +402,17 @@ class TfTree:
         if t is None:
             return series[-1][1]
         i = bisect.bisect_right(series, t, key=lambda item: item[0]) - 1
-        return series[max(i, 0)][1]  # the latest at or before t, else the earliest
+        if max_age_ns is None:
+            return series[max(i, 0)][1]  # the latest at or before t, else the earliest
+        before = series[i] if i >= 0 else None
+        after = series[i + 1] if i + 1 < len(series) else None
+        # stamp 0 on /tf: a static transform published there, never stale (as the node treats it)
+        if before is not None and (before[0] == 0 or t - before[0] <= max_age_ns):
+            return before[1]
+        if after is not None and after[0] - t <= max_age_ns:
+            return after[1]
+        near = min((s for s in (before, after) if s is not None), key=lambda s: abs(s[0] - t))
+        raise TfStaleError(parent, child, t, near[0] - t, max_age_ns)
 
     def frames(self) -> set[str]:
         out = set()
@@ -295,33 +420,39 @@ class TfTree:
             out.update((p, c))
         return out
 
-    def lookup(self, target: str, source: str, t: int | None = None) -> np.ndarray | None:
-        """T_target_source, or None where the two frames are not connected."""
+    def lookup(self, target: str, source: str, t: int | None = None,
+               max_age_ns: int | None = None) -> np.ndarray | None:
+        """T_target_source, or None where the two frames are not connected; TfStaleError (with
+        ``max_age_ns``) where an edge of the chain has no transform that close to ``t``."""
         target, source = target.lstrip("/"), source.lstrip("/")
         if target == source:
             return np.eye(4)
         edges = list(self.static) + list(self.dynamic)
-        # breadth-first search over undirected edges from source, composing transforms
-        frontier = [(source, np.eye(4))]
-        seen = {source}
-        while frontier:
+        # breadth-first search over undirected edges from source for the chain first, then the
+        # transforms of that chain only: an edge elsewhere in the tree may be stale without mattering
+        came_from: dict[str, tuple | None] = {source: None}
+        frontier = [source]
+        while frontier and target not in came_from:
             nxt = []
-            for frame, T_frame_source in frontier:
+            for frame in frontier:
                 for p, c in edges:
-                    if c == frame and p not in seen:  # going up: T_p_source = T_p_c @ T_c_source
-                        T = self._edge(p, c, t) @ T_frame_source
-                        other = p
-                    elif p == frame and c not in seen:  # going down: inverse of the edge
-                        T = np.linalg.inv(self._edge(p, c, t)) @ T_frame_source
-                        other = c
-                    else:
-                        continue
-                    if other == target:
-                        return T
-                    seen.add(other)
-                    nxt.append((other, T))
+                    if c == frame and p not in came_from:  # going up: T_p_source = T_p_c @ T_c_source
+                        came_from[p] = (frame, p, c, True)
+                        nxt.append(p)
+                    elif p == frame and c not in came_from:  # going down: inverse of the edge
+                        came_from[c] = (frame, p, c, False)
+                        nxt.append(c)
             frontier = nxt
-        return None
+        if target not in came_from:
+            return None
+        T = np.eye(4)
+        frame = target
+        while came_from[frame] is not None:  # T_target_source = step_k @ ... @ step_1, walked back
+            prev, p, c, up = came_from[frame]
+            edge = self._edge(p, c, t, max_age_ns)
+            T = T @ (edge if up else np.linalg.inv(edge))
+            frame = prev
+        return T
 
 
 # ---------------------------------------------------------------- writer / reader
@@ -467,6 +598,17 @@ class BagReader:
         self.require_topics([image_topic, camera_info_topic, lidar_topic, depth_topic, labels_topic])
         self.require_types({image_topic: (IMAGE, COMPRESSED_IMAGE), camera_info_topic: (CAMERA_INFO,),
                             lidar_topic: (POINTCLOUD2,), depth_topic: (IMAGE,), labels_topic: (IMAGE,)})
+        self.require_tf_types()
+
+    def require_tf_types(self) -> None:
+        """/tf and /tf_static, where the bag has them, hold tf2_msgs/TFMessage (else BagError naming the
+        topic: its messages have no ``transforms`` to read)."""
+        have = self.topics
+        for topic in ("/tf", "/tf_static"):
+            if topic in have and have[topic].msgtype != TF_MESSAGE:
+                raise BagError(f"topic {topic} in {self.path} holds {have[topic].msgtype}, not {TF_MESSAGE}: its "
+                               "transforms cannot be read; rewrite the bag with TFMessage there, or drop the topic "
+                               "and give the extrinsics and the camera mounting instead")
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[tuple[str, str, int, bytes]]:
         conns = self.connections(topics)

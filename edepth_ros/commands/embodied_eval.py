@@ -44,8 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from ..ground import GroundPoseError
     from ..kitti import KittiFormatError
     from ..labels import SIDEWALK, LabelError
+    from ..safe_paths import OutputPathError, check_output_path
 
     try:
+        if args.json:
+            check_output_path(args.json, "--json")
+        if args.plots:
+            check_output_path(args.plots, "--plots", folder=True)
         overrides = {}
         if args.inpaint_scale is not None:
             overrides["inpaint_scale"] = args.inpaint_scale
@@ -55,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         options = EvalOptions(plane=args.plane, seg=args.seg, ground_threshold=args.ground_threshold,
                               embodied=config, plot_dir=args.plots)
         result = evaluate(args.kitti_object, options, log=lambda m: print(m, file=sys.stderr))
-    except (EvalError, EmbodiedConfigError, KittiFormatError, LabelError, GroundPoseError) as exc:
+    except (EvalError, EmbodiedConfigError, KittiFormatError, LabelError, GroundPoseError,
+            OutputPathError) as exc:
         print(f"edepth embodied-eval: {exc}", file=sys.stderr)
         return 2
     shown = result if args.per_frame else _summary(result)

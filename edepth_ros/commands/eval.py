@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="static mounting used where the bag has no ground_frame -> camera transform (m)")
     b.add_argument("--camera-pitch", type=float, default=0.0, help="static mounting pitch (rad, + looks down)")
     b.add_argument("--max-dt", type=float, default=0.05, help="largest image / ground-truth stamp difference (s)")
+    b.add_argument("--tf-max-age", type=float, default=1.0,
+                   help="largest gap (s) between a stamp and the nearest /tf transform used for it, as the node's "
+                        "tf_max_age: beyond it a LiDAR frame is skipped and the ground pose is the static mounting")
     b.add_argument("--crop", choices=("garg", "eigen", "none"), default="none")
     _add_model(b)
 
@@ -126,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 ground_frame=args.ground_frame,
                 static_plane=GroundPlane.from_static(args.camera_height, args.camera_pitch),
                 max_dt=args.max_dt, max_frames=args.max_frames, crop=crop, out_dir=out,
-                progress=not args.quiet, model_name=model_name, plots=not args.no_plots)
+                progress=not args.quiet, model_name=model_name, plots=not args.no_plots, tf_max_age=args.tf_max_age)
             skipped = sum(res.skipped.values())
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"edepth eval {args.kind}: {exc}", file=sys.stderr)
@@ -137,4 +140,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print((out / "summary.md").read_text())
     print(f"\nreport: {out / 'summary.md'}  ({len(res.per_frame)} frames evaluated, {skipped} skipped)")
-    return 0 if res.per_frame else 1
+    if not res.per_frame:
+        print(f"edepth eval {args.kind}: no frame could be scored ({skipped} skipped; the reasons are in "
+              f"{out / 'summary.md'})", file=sys.stderr)
+        return 1
+    return 0

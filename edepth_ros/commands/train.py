@@ -22,9 +22,12 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..bags.io import BagError
+    from ..camera import CameraModelError
     from ..embodied import EmbodiedConfigError
+    from ..ground import GroundPoseError
     from ..network import CheckpointError, NetworkConfigError
     from ..network.text import TextError
+    from ..ros.convert import ConversionError
     from ..training import TrainConfig, TrainConfigError, TrainingDiverged, train
     from ..training.augment import AugmentError
     from ..training.datasets import DatasetError
@@ -32,7 +35,9 @@ def run(args) -> int:
     # errors about the user's config, data or files: their messages name the key or file and say what
     # to do, so they are printed as one line; anything else is a bug and keeps its traceback
     user_errors = (TrainConfigError, DatasetError, CheckpointError, TrainingDiverged, NetworkConfigError,
-                   AugmentError, EmbodiedConfigError, TextError, BagError)
+                   AugmentError, EmbodiedConfigError, TextError, BagError,
+                   # bad messages or poses in a bag: named by the readers (not a bug of edepth)
+                   ConversionError, GroundPoseError, CameraModelError)
 
     try:
         cfg = TrainConfig.load(args.config)

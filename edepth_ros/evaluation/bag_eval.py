@@ -1,20 +1,22 @@
 """Evaluate the depth pipeline on a ROS 2 bag against LiDAR or a ground-truth depth image.
 
 One pass over the bag in log-time order (rosbags, numpy views of the CDR buffers): each image is
-paired with the ground-truth message whose header stamp is nearest (within ``max_dt``); LiDAR goes
-into the camera through the bag's /tf_static and /tf (or given extrinsics); the camera's ground
-pose comes from /tf (ground_frame -> camera frame) when the bag has it, else from the static
-mounting. The SAME ``DepthPipeline`` as the node computes the depth. Bad input (no such topic,
-images before any camera_info, LiDAR with no transform, a truncated bag) is reported by count and
-reason; everything else is still evaluated.
+paired with the ground-truth message whose header stamp is nearest (within ``max_dt``; by log time
+where the header stamps are unusable, all 0 or not increasing, with a note); LiDAR goes into the
+camera through the bag's /tf_static and /tf (or given extrinsics); the camera's ground pose comes
+from /tf (ground_frame -> camera frame) when the bag has it, else from the static mounting. A /tf
+transform farther than ``tf_max_age`` from the stamp is not used (the node's rule): the LiDAR
+frame is skipped, the ground pose falls back to the static mounting. The SAME ``DepthPipeline`` as
+the node computes the depth. Bad input (no such topic, images before any camera_info, LiDAR with no
+transform, a truncated bag) is reported by count and reason; everything else is still evaluated.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import re
 import time
+import warnings
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,9 +27,13 @@ import numpy as np
 
 from .. import metrics as M
 from ..bags import io as bio
+from ..ros.params import SPECS
 from . import report
 
 log = logging.getLogger(__name__)
+
+
+TF_MAX_AGE = float(SPECS["tf_max_age"].default)  # seconds: the node's own default, one pipeline
 
 
 class BagEvalError(ValueError):
@@ -65,31 +71,7 @@ def lidar_to_depth(points_cam: np.ndarray, camera, min_z: float = 0.1) -> np.nda
     return depth
 
 
-class _CameraInfos:
-    """Every CameraInfo of the bag (small), looked up by stamp; CameraModels cached by content."""
-
-    def __init__(self, reader: bio.BagReader, topic: str):
-        self.stamps: list[int] = []
-        self.msgs: list = []
-        for _, msgtype, t, raw in reader.messages([topic]):
-            msg = reader.deserialize(raw, msgtype)
-            self.stamps.append(bio.header_ns(msg.header) or t)
-            self.msgs.append(msg)
-        order = np.argsort(self.stamps, kind="stable")
-        self.stamps = [self.stamps[i] for i in order]
-        self.msgs = [self.msgs[i] for i in order]
-        self._models: dict = {}
-
-    def camera_at(self, stamp: int):
-        if not self.msgs:
-            return None
-        i = max(0, bisect.bisect_right(self.stamps, stamp) - 1)
-        msg = self.msgs[i]
-        key = (msg.width, msg.height, bytes(np.asarray(msg.k, np.float64)), bytes(np.asarray(msg.p, np.float64)),
-               bytes(np.asarray(msg.d, np.float64)), msg.header.frame_id)
-        if key not in self._models:
-            self._models[key] = bio.camera_from_info(msg)
-        return self._models[key]
+_CameraInfos = bio.CameraInfos  # the camera_info in force at each image (shared with training's BagDataset)
 
 
 def _read_tf(reader: bio.BagReader) -> bio.TfTree:
@@ -107,19 +89,26 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
                  extrinsics: np.ndarray | None = None, ground_frame: str | None = bio.GROUND_FRAME,
                  static_plane=None, max_dt: float = 0.05, max_frames: int | None = None,
                  min_depth: float = M.MIN_DEPTH, max_depth: float = M.MAX_DEPTH, crop: str | None = None,
-                 out_dir=None, progress: bool = True, model_name: str = "", plots: bool = True) -> BagEvalResult:
+                 out_dir=None, progress: bool = True, model_name: str = "", plots: bool = True,
+                 tf_max_age: float | None = TF_MAX_AGE) -> BagEvalResult:
     """Score ``pipeline`` on a bag. ``extrinsics``: T_camera_lidar 4x4 (used instead of /tf_static).
 
     ground_frame: the tf frame of the road; None ignores the bag's ground pose and uses ``static_plane``
-    (what a node without tf sees).
+    (what a node without tf sees). tf_max_age: seconds between a stamp and the nearest /tf transform
+    used for it (the node's tf_max_age; None: any): farther, a LiDAR frame is skipped and the ground
+    pose falls back to ``static_plane``, as the node does.
     """
     from tqdm import tqdm
 
     from ..frame import Frame
     from ..ground import GroundPlane, GroundPoseError
+    from ..ros import convert
 
     if (lidar_topic is None) == (depth_topic is None):
         raise BagEvalError("give exactly one ground truth: --lidar-topic or --depth-topic")
+    if tf_max_age is not None and not (np.isfinite(tf_max_age) and tf_max_age >= 0):
+        raise BagEvalError(f"--tf-max-age {tf_max_age}: give a number of seconds >= 0")
+    max_age_ns = None if tf_max_age is None else int(round(tf_max_age * 1e9))
     gt_topic = lidar_topic or depth_topic
     res = BagEvalResult()
     reader = bio.BagReader(bag)
@@ -128,7 +117,16 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
             reader.require_depth_sources(image_topic, camera_info_topic, lidar_topic, depth_topic, labels_topic)
         except bio.BagError as exc:
             raise BagEvalError(str(exc)) from None
-        infos = _CameraInfos(reader, camera_info_topic)
+        # header stamps pair the topics; where a driver leaves them 0 (or constant) they would pair
+        # every image with one ground truth, so the bag's log time is used instead, with a note
+        stamp_problem = _stamp_problem(reader, [image_topic, gt_topic])
+        log_time = stamp_problem is not None
+        if log_time:
+            res.notes.append(f"header stamps unusable ({stamp_problem}): images, ground truth, labels, camera_info "
+                             "and tf paired by bag log time instead (as good as the recording latency); set "
+                             "header.stamp in the driver")
+            log.warning("bag %s: %s", bag, res.notes[-1])
+        infos = bio.CameraInfos(reader, camera_info_topic, log_time=log_time)
         if not infos.msgs:
             raise BagEvalError(f"camera_info topic {camera_info_topic} has no message in {bag}: images without "
                                "camera_info cannot be evaluated (record the camera's camera_info too)")
@@ -147,6 +145,16 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
         total = min(n_images, max_frames or n_images) or None  # None: count unknown (a salvaged bag)
         bar = tqdm(total=total, desc="bag eval", unit="frame", disable=not progress)
         plane_source = Counter()
+        plane_fallback = Counter()  # why a frame did not get its ground pose from tf
+        label_fallback = Counter()  # why a frame's label image was not used
+        first_case: dict = {}  # skip reason -> the first frame's details (stamps, ages), for the notes
+        first_fallback: dict = {}  # the same for plane_fallback
+        nearest_miss: list = []  # |dt| of the nearest ground truth of images skipped for --max-dt
+
+        def skip(reason: str, detail: str | None = None) -> None:
+            res.skipped[reason] += 1
+            if detail:
+                first_case.setdefault(reason, detail)
 
         # Scoring a frame against dense ground truth costs about as much as the pipeline: it runs on
         # one worker thread (NumPy releases the GIL) while the next frame goes through the pipeline.
@@ -155,8 +163,7 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
         scoring: deque = deque()
         submitted = [0]
 
-        def score(rgb, out, gt, stamp, best, proc_ms) -> None:
-            gt_mask = M.gt_valid_mask(gt, min_depth, max_depth, crop)
+        def score(rgb, out, gt, gt_mask, stamp, best, proc_ms) -> None:
             score = M.score_frame(out.depth, gt, min_depth, max_depth, crop, gt_mask=gt_mask)
             m = score.metrics
             em = M.score_frame(out.embodied.depth, gt, min_depth, max_depth, crop, bins=None, gt_mask=gt_mask).metrics
@@ -182,56 +189,112 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
             bar.update(1)
             best = min(gts, key=lambda g: abs(g[1] - stamp), default=None)
             if best is None or abs(best[1] - stamp) > max_dt_ns:
-                res.skipped[f"no {gt_topic} message within {max_dt * 1000:.0f} ms of the image"] += 1
+                skip(f"no {gt_topic} message within {max_dt * 1000:.0f} ms of the image")
+                if best is not None:
+                    nearest_miss.append(abs(best[1] - stamp))
                 return
-            camera = infos.camera_at(stamp)
+            try:
+                info, camera = infos.info_at(stamp)
+            except ValueError as exc:  # CameraModelError, as the node skips the frame
+                skip(f"camera_info on {camera_info_topic} is unusable: {exc}")
+                return
             cam_frame = img.header.frame_id or camera.frame_id or bio.CAMERA_FRAME
             try:
                 rgb = bio.image_to_rgb(img)
             except ValueError as exc:
                 # one count per kind of failure, not per message size
-                res.skipped["image not decodable: " + re.sub(r"\d+ bytes", "N bytes", str(exc))] += 1
+                skip("image not decodable: " + re.sub(r"\d+ bytes", "N bytes", str(exc)))
                 return
-            if rgb.shape[:2] != (camera.height, camera.width):
-                res.skipped[f"image {rgb.shape[1]}x{rgb.shape[0]} differs from camera_info "
-                            f"{camera.width}x{camera.height}"] += 1
+            # the node's own check: size, and frame_id (camera_info of another camera)
+            problem = convert.info_image_mismatch(info, rgb.shape[1], rgb.shape[0], img.header.frame_id, camera)
+            if problem:
+                skip(f"{problem} ({camera_info_topic} vs {image_topic})")
                 return
             gt_msg = best[2]
             if lidar_topic:
                 T = extrinsics
                 if T is None:
-                    T = tf.lookup(cam_frame, gt_msg.header.frame_id, best[1])
+                    try:
+                        T = tf.lookup(cam_frame, gt_msg.header.frame_id, best[1], max_age_ns)
+                    except bio.TfStaleError as exc:
+                        skip(f"LiDAR frame {gt_msg.header.frame_id!r} -> camera frame {cam_frame!r}: /tf "
+                             f"{exc.parent} -> {exc.child} has no transform within tf_max_age {tf_max_age:g} s of "
+                             "the LiDAR stamp (a tf publisher that stopped? pass --extrinsics or --tf-max-age)",
+                             f"at LiDAR stamp {best[1] * 1e-9:.3f} s: {exc}")
+                        return
                 if T is None:
-                    res.skipped[f"LiDAR frame {gt_msg.header.frame_id!r} has no transform to camera frame "
-                                f"{cam_frame!r} in /tf_static or /tf (pass --extrinsics)"] += 1
+                    skip(f"LiDAR frame {gt_msg.header.frame_id!r} has no transform to camera frame "
+                         f"{cam_frame!r} in /tf_static or /tf (pass --extrinsics)")
                     return
-                xyz = bio.pointcloud_xyz(gt_msg)
+                try:
+                    xyz = bio.pointcloud_xyz(gt_msg)
+                except bio.BagError as exc:
+                    skip(f"{lidar_topic}: {exc}")
+                    return
                 pts = xyz @ T[:3, :3].T + T[:3, 3]
                 gt = lidar_to_depth(pts, camera)
             else:
                 try:
                     gt = bio.depth_to_metres(gt_msg)
                 except ValueError as exc:
-                    res.skipped[f"{depth_topic}: {exc}"] += 1
+                    skip(f"{depth_topic}: {exc}")
                     return
                 if gt.shape != rgb.shape[:2]:
-                    res.skipped[f"depth image {gt.shape[1]}x{gt.shape[0]} differs from the image"] += 1
+                    skip(f"depth image {gt.shape[1]}x{gt.shape[0]} differs from the image")
                     return
+                depth_frame = gt_msg.header.frame_id
+                if depth_frame and img.header.frame_id and depth_frame != img.header.frame_id:
+                    skip(f"{depth_topic} frame_id {depth_frame!r} differs from the image's {img.header.frame_id!r}: "
+                         "the depth is not registered to this camera (record it registered to the image, e.g. "
+                         "depth_image_proc register)")
+                    return
+            # a frame with no ground truth to score is not evaluated (its metrics would be NaN)
+            gt_mask = M.gt_valid_mask(gt, min_depth, max_depth, crop)
+            if not gt_mask.any():
+                skip(_no_gt_reason(gt, gt_topic, bool(depth_topic), gt_msg, min_depth, max_depth, crop))
+                return
             plane = None
-            T_cg = tf.lookup(cam_frame, ground_frame, stamp) if ground_frame else None
-            if T_cg is not None:
+            if ground_frame:
                 try:
-                    plane = GroundPlane.from_transform(T_cg)
-                    plane_source["tf"] += 1
-                except GroundPoseError as exc:
-                    res.notes.append(f"tf pose rejected at {stamp}: {exc}")
+                    T_cg = tf.lookup(cam_frame, ground_frame, stamp, max_age_ns)
+                except bio.TfStaleError as exc:
+                    T_cg = None
+                    why = (f"/tf {exc.parent} -> {exc.child} has no transform within tf_max_age {tf_max_age:g} s "
+                           "of the image stamp")
+                    plane_fallback[why] += 1
+                    first_fallback.setdefault(why, f"at image stamp {stamp * 1e-9:.3f} s: {exc}")
+                else:
+                    if T_cg is None:
+                        plane_fallback[f"no transform {ground_frame} -> {cam_frame} in /tf_static or /tf"] += 1
+                if T_cg is not None:
+                    try:
+                        plane = GroundPlane.from_transform(T_cg)
+                        plane_source["tf"] += 1
+                    except GroundPoseError as exc:  # counted once, not a note per frame
+                        why = "the tf ground pose is outside the pose limits"
+                        plane_fallback[why] += 1
+                        first_fallback.setdefault(why, f"at image stamp {stamp * 1e-9:.3f} s: {exc}")
             if plane is None and static_plane is not None:
                 plane = static_plane
                 plane_source["static"] += 1
             lab = None
             if labels_topic:
-                lab = next((m for _, s, m in labels if s == stamp), None)
-                lab = bio.labels_array(lab) if lab is not None else None
+                if log_time:  # log times of two topics rarely agree exactly: the nearest within max_dt
+                    near = min(labels, key=lambda m: abs(m[1] - stamp), default=None)
+                    lab = near[2] if near is not None and abs(near[1] - stamp) <= max_dt_ns else None
+                else:
+                    lab = next((m for _, s, m in labels if s == stamp), None)
+                if lab is not None:  # an unusable label image: the built-in segmenter, as the node does
+                    try:
+                        lab = bio.labels_array(lab)
+                    except ValueError as exc:  # ConversionError
+                        label_fallback[f"{labels_topic}: {exc}"] += 1
+                        lab = None
+                    else:
+                        if lab.shape != rgb.shape[:2]:
+                            label_fallback[f"{labels_topic}: label image {lab.shape[1]}x{lab.shape[0]} but the image "
+                                           f"is {rgb.shape[1]}x{rgb.shape[0]}"] += 1
+                            lab = None
             t0 = time.perf_counter()
             out = pipeline.process(Frame(rgb=rgb, camera=camera, plane=plane, labels=lab,
                                          stamp=stamp * 1e-9, frame_id=cam_frame))
@@ -240,13 +303,13 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
             submitted[0] += 1
             while len(scoring) >= 2:
                 scoring.popleft().result()  # re-raises a scoring error here
-            scoring.append(scorer.submit(score, rgb, out, gt, stamp, best, proc_ms))
+            scoring.append(scorer.submit(score, rgb, out, gt, gt_mask, stamp, best, proc_ms))
 
         for topic, msgtype, t, raw in reader.messages([image_topic, gt_topic] + ([labels_topic] if labels_topic else [])):
             if max_frames is not None and submitted[0] >= max_frames:
                 break
             msg = reader.deserialize(raw, msgtype)
-            stamp = bio.header_ns(msg.header)
+            stamp = t if log_time else bio.header_ns(msg.header)
             if topic == image_topic:
                 pending.append((t, stamp, msg))
             elif topic == labels_topic:
@@ -272,10 +335,26 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
 
     if res.truncated:
         res.notes.append(f"the bag ends early ({res.truncated}): evaluated what could be read")
+    if nearest_miss:
+        res.notes.append(f"images skipped for --max-dt {max_dt * 1000:.0f} ms: their nearest {gt_topic} message (of "
+                         f"those logged within {window_ns / 1e9:g} s) was {min(nearest_miss) / 1e6:.0f}-"
+                         f"{max(nearest_miss) / 1e6:.0f} ms away (a constant offset between the sensors' stamps? "
+                         "raise --max-dt)")
+    res.notes += [f"{reason}; first case {detail}" for reason, detail in first_case.items()]
+    fallback = "the static mounting" if static_plane is not None else "the pipeline's fallback"
+    res.notes += [f"ground plane from {fallback} for {n} frames: {why}"
+                  + (f"; first case {first_fallback[why]}" if why in first_fallback else "")
+                  for why, n in plane_fallback.most_common()]
+    res.notes += [f"built-in segmenter for {n} frames: {why}" for why, n in label_fallback.most_common()]
+    if not res.per_frame:
+        res.notes.append("no frame could be scored: " + ("see the skipped reasons" if res.skipped
+                                                          else f"no message on {image_topic} was read"))
     res.mean = M.mean_metrics(res.per_frame)
     res.pooled = report.pooled(res.bins).metrics()
-    res.embodied_mean = {k: float(np.nanmean([r[f"embodied_{k}"] for r in res.per_frame])) if res.per_frame
-                         else float("nan") for k in ("abs_rel", "rmse", "d1")}
+    with warnings.catch_warnings():  # all NaN (no embodied depth without a plane): NaN, without a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res.embodied_mean = {k: float(np.nanmean([r[f"embodied_{k}"] for r in res.per_frame])) if res.per_frame
+                             else float("nan") for k in ("abs_rel", "rmse", "d1")}
     res.latency = report.latency_stats(r["process_ms"] for r in res.per_frame)
     n = max(1, len(res.per_frame))
     # steady state: frame-to-frame wall time without the first frame (imports, caches, session warm-up)
@@ -289,6 +368,31 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
         write_report(res, Path(out_dir), bag, gt_topic, pvt, examples, model_name or pipeline.backend.name, crop,
                      plots)
     return res
+
+
+def _stamp_problem(reader: bio.BagReader, topics: list) -> str | None:
+    """Why the header stamps of these topics cannot pair them (None when they can), from each
+    topic's first messages' CDR bytes (no image is deserialized)."""
+    stamps: dict = {t: [] for t in topics}
+    for topic, _, _, raw in reader.messages(topics):
+        stamps[topic].append(bio.cdr_header_ns(raw))
+        if all(len(v) >= bio.STAMP_CHECK_MESSAGES for v in stamps.values()):
+            break
+    return bio.header_stamps_problem(stamps)
+
+
+def _no_gt_reason(gt, gt_topic: str, depth_image: bool, gt_msg, min_depth: float, max_depth: float, crop) -> str:
+    """Why a frame's ground truth has no pixel to score, naming the likely cause (wrong unit, no point
+    in view)."""
+    where = f" inside the {crop} crop" if crop else ""
+    reason = f"{gt_topic}: no ground-truth pixel in {min_depth:g}-{max_depth:g} m{where}"
+    values = gt[np.isfinite(gt) & (gt > 0)]
+    if depth_image and values.size and (values >= max_depth).all():
+        reason += (f"; every value is beyond {max_depth:g} m: is this {getattr(gt_msg, 'encoding', '')} depth in "
+                   "millimetres? 32FC1 is metres (REP 118), 16UC1 millimetres: convert it")
+    elif not depth_image and not values.size:
+        reason += "; no point of the cloud lands in the image"
+    return reason
 
 
 def write_report(res: BagEvalResult, out: Path, bag, gt_topic: str, pvt, examples, model_name: str, crop,

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..embodied import EmbodiedConfig, EmbodiedDepth, EmbodiedResult, Region
 from ..ground import GroundPlane, GroundPoseError
-from ..labels import LabelError, validate_labels
+from ..labels import ClassGroups, LabelError, unknown_ids_message, validate_labels
 from ..kitti import (KITTI_LIDAR_HEIGHT, KittiCalib, KittiFormatError, lidar_to_camera, project_lidar,
                      read_object_calib, read_velodyne)
 
@@ -74,7 +74,7 @@ def load_frame(root, stem: str) -> FrameData:
     image_path = root / "image_2" / f"{stem}.png"
     for path in (image_path, root / "velodyne" / f"{stem}.bin", root / "calib" / f"{stem}.txt"):
         if not path.is_file():
-            raise KittiFormatError(f"{path}: missing")
+            raise KittiFormatError(f"{path}: {'a folder, not a file' if path.is_dir() else 'missing'}")
     bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise KittiFormatError(f"{image_path}: not a readable image")
@@ -145,8 +145,10 @@ def score(pred: np.ndarray, gt: np.ndarray) -> dict:
     }
 
 
-def _label_reader(folder: Path) -> Callable[[str, int, int], np.ndarray]:
+def _label_reader(folder: Path, groups: ClassGroups) -> Callable[[str, int, int], np.ndarray]:
     import cv2
+
+    unknown_lut = groups.unknown_lut()
 
     def read(stem: str, height: int, width: int) -> np.ndarray:
         path = folder / f"{stem}.png"
@@ -156,12 +158,22 @@ def _label_reader(folder: Path) -> Callable[[str, int, int], np.ndarray]:
         if labels is None:
             raise KittiFormatError(f"{path}: not a readable image")
         if labels.ndim == 3:
-            raise KittiFormatError(f"{path}: a colour image; label PNGs must be single-channel uint8 "
-                                   "Cityscapes train ids")
+            from PIL import Image
+
+            with Image.open(path) as image:  # OpenCV expands a palette PNG to colour; its indices are the ids
+                if image.mode != "P":
+                    raise KittiFormatError(f"{path}: a colour image; label PNGs must be single-channel "
+                                           "uint8 (or palette) Cityscapes train ids")
+                labels = np.asarray(image)
         try:
-            return validate_labels(labels, height, width, what=str(path))
+            labels = validate_labels(labels, height, width, what=str(path))
         except LabelError as exc:  # a broken file skips its frame, like a missing one
             raise KittiFormatError(str(exc)) from None
+        unknown = cv2.LUT(labels, unknown_lut)
+        if cv2.countNonZero(unknown):  # scoring another label convention would score nonsense
+            raise KittiFormatError(unknown_ids_message(labels, unknown, what=str(path),
+                                                       consequence="the frame is not scored"))
+        return labels
 
     return read
 
@@ -182,6 +194,9 @@ def evaluate(root, options: EvalOptions = EvalOptions(), log: Callable[[str], No
 
     if options.plane not in ("lidar", "static"):
         raise EvalError(f"--plane {options.plane!r}: use 'lidar' or 'static'")
+    if not 0 < options.ground_threshold <= 1.0:  # NaN fails too; wider than 1 m takes in kerbs and cars
+        raise EvalError(f"--ground-threshold {options.ground_threshold!r}: give metres in (0, 1] "
+                        "(default 0.10)")
     root = Path(root)
     stems = frame_stems(root)
     if not stems:
@@ -192,7 +207,7 @@ def evaluate(root, options: EvalOptions = EvalOptions(), log: Callable[[str], No
         label_dir = Path(options.seg)
         if not label_dir.is_dir():
             raise EvalError(f"--seg {options.seg}: not a folder of label PNGs (or use --seg auto)")
-        segmenter, read_labels = None, _label_reader(label_dir)
+        segmenter, read_labels = None, _label_reader(label_dir, options.embodied.groups)
 
     embodied = EmbodiedDepth(options.embodied)
     scores = {name: _Score() for name in REGIONS}
@@ -212,8 +227,8 @@ def evaluate(root, options: EvalOptions = EvalOptions(), log: Callable[[str], No
         H, W = cam.height, cam.width
         pts_cam = lidar_to_camera(frame.points_velo, frame.calib)
         _, pixel = project_lidar(frame.points_velo, frame.calib, W, H)
-        nominal = static_plane(frame.calib)
-        try:
+        try:  # one frame's calibration puts the LiDAR where no plane fits: skip it, not the run
+            nominal = static_plane(frame.calib)
             fitted, ground_mask = lidar_plane(pts_cam, nominal, in_image=pixel >= 0,
                                               ground_threshold=options.ground_threshold)
         except GroundPoseError as exc:

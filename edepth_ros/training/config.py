@@ -33,7 +33,8 @@ DATA_KEYS = {
     "kitti": {"kind", "raw_root", "gt_root", "train_split", "val_split", "calib_dir", "crop", "plane_height",
               "plane_pitch", "augment", "embodied"},
     "bag": {"kind", "bag", "val_bag", "image_topic", "camera_info_topic", "depth_topic", "lidar_topic",
-            "labels_topic", "ground_frame", "plane_height", "plane_pitch", "max_frames", "augment", "embodied"},
+            "labels_topic", "ground_frame", "plane_height", "plane_pitch", "max_frames", "max_skew", "tf_max_age",
+            "augment", "embodied"},
 }
 TEXT_DEFAULTS = dict(encoder="sentence-transformers", model=None, cache_dir=None, max_objects=8)
 TEXT_ENCODERS = ("sentence-transformers", "minilm", "st", "clip")  # what network.text.make_encoder accepts
@@ -55,6 +56,8 @@ DATA_RULES = {
     # scenes are rendered at render_scale x the model size and cropped down to it
     "render_scale": (lambda v: NUMBER[0](v) and v >= 1, "a number >= 1 (the render is cropped to the model size)"),
     "plane_height": POSITIVE_NUMBER, "plane_pitch": NUMBER,
+    # bags: image / ground-truth pairing window and the tf age limit (s), as `edepth eval bag`'s
+    "max_skew": POSITIVE_NUMBER, "tf_max_age": NON_NEGATIVE_NUMBER,
 }
 AUGMENT_RULES = {"flip": PROBABILITY, "color": NON_NEGATIVE_NUMBER, "enabled": BOOL,
                  "scale": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(NUMBER[0](x) for x in v),

@@ -11,9 +11,12 @@ camera, flips everything together, and looks the text embedding up (cached per i
 
 from __future__ import annotations
 
+import bisect
+import logging
 import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -26,7 +29,11 @@ from torch.utils.data import Dataset
 from ..embodied import EmbodiedConfig, EmbodiedDepth
 from ..model_io import pack_embodied
 from ..network.text import EmbeddingCache, default_cache_dir, describe_scene
+from ..ros.params import SPECS as PARAM_SPECS
 from .augment import AugmentConfig, color_jitter, crop_resize, crop_window, flip_width, kb_crop_window
+
+
+log = logging.getLogger(__name__)
 
 
 class DatasetError(ValueError):
@@ -356,91 +363,209 @@ def _segment(segmenter, rgb, camera, plane) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- ROS 2 bags
+NODE_TF_MAX_AGE = float(PARAM_SPECS["tf_max_age"].default)  # the node's and the evaluation's: one rule for tf
+
+
 class BagDataset(DepthDataset):
     """Frames from a ROS 2 bag: an image topic, its CameraInfo, and ground truth from a depth image
     topic (32FC1 / 16UC1) or a LiDAR PointCloud2 projected into the camera through the bag's tf.
 
+    Paired as ``edepth eval bag`` pairs them: by header stamp (by log time where the stamps are
+    unusable), the camera_info in force at each image, tf at the stamp within ``tf_max_age``.
     The ground plane comes from tf (ground_frame -> camera frame) or from a static mounting.
-    Labels from a label topic (mono8 train ids) when given, else from the segmenter.
+    Labels from a label topic (mono8 train ids) when given, else from the segmenter. Frames that
+    cannot be used (no ground truth near, stale tf, no ground-truth pixel in range) are skipped and
+    counted in ``skipped``; a bag with none left is refused with the reasons.
     """
 
     def __init__(self, bag: str, input_size, image_topic: str, camera_info_topic: str,
                  depth_topic: Optional[str] = None, lidar_topic: Optional[str] = None,
                  labels_topic: Optional[str] = None, ground_frame: str = "base_footprint",
                  plane_height: Optional[float] = None, plane_pitch: float = 0.0, max_frames: int = 0,
-                 max_skew: float = 0.05, segmenter=None, **kw):
+                 max_skew: float = 0.05, tf_max_age: Optional[float] = NODE_TF_MAX_AGE, segmenter=None, **kw):
         super().__init__(input_size, **kw)
         from ..bags import io as bio
-        from ..ground import GroundPlane
+        from ..ground import GroundPlane, GroundPoseError
 
         if (depth_topic is None) == (lidar_topic is None):
             raise DatasetError("data.depth_topic / data.lidar_topic: give exactly one source of ground truth")
         if not Path(bag).exists():
             raise DatasetError(f"data.bag: '{bag}' does not exist")
+        if tf_max_age is not None and not (math.isfinite(tf_max_age) and tf_max_age >= 0):
+            raise DatasetError(f"data.tf_max_age: {tf_max_age} must be a number of seconds >= 0")
+        max_age_ns = None if tf_max_age is None else int(round(tf_max_age * 1e9))
         topics = [t for t in (image_topic, camera_info_topic, depth_topic, lidar_topic, labels_topic) if t]
+        gt_topic = depth_topic or lidar_topic
+        self.skipped: Counter = Counter()
+        self.notes: list[str] = []
         with bio.BagReader(bag) as reader:
             try:
                 reader.require_depth_sources(image_topic, camera_info_topic, lidar_topic, depth_topic, labels_topic)
             except bio.BagError as exc:
                 raise DatasetError(f"data.bag: {exc}") from None
             tf = bio.TfTree()
-            streams: dict[str, list] = {t: [] for t in topics}
+            streams: dict[str, list] = {t: [] for t in topics}  # (log time, header stamp, msgtype, raw)
             for topic, msgtype, t_ns, raw in reader.messages(topics + ["/tf", "/tf_static"]):
                 if topic in ("/tf", "/tf_static"):
                     tf.add_message(reader.deserialize(raw, msgtype), static=topic == "/tf_static")
                 else:
-                    streams[topic].append((t_ns, msgtype, raw))
+                    streams[topic].append((t_ns, bio.cdr_header_ns(raw) or 0, msgtype, raw))
             if not streams[image_topic]:
                 raise DatasetError(f"data.image_topic: '{image_topic}' has no messages in {bag}")
-            info = reader.deserialize(streams[camera_info_topic][0][2], streams[camera_info_topic][0][1])
-            camera = bio.camera_from_info(info)
-            gt_topic = depth_topic or lidar_topic
+            if not streams[camera_info_topic]:
+                raise DatasetError(f"data.camera_info_topic: '{camera_info_topic}' has no messages in {bag}; record "
+                                   "the camera's camera_info with its images")
+            # the same clock as the evaluation: header stamps, or log time where they are unusable
+            problem = bio.header_stamps_problem({t: [it[1] for it in streams[t]] for t in (image_topic, gt_topic)})
+            clock = 0 if problem else 1
+            if problem:
+                self.notes.append(f"header stamps unusable ({problem}): paired by bag log time instead")
+                log.warning("data.bag %s: %s", bag, self.notes[-1])
+            infos = bio.CameraInfos.of(((it[0], reader.deserialize(it[3], it[2])) for it in streams[camera_info_topic]),
+                                       log_time=bool(problem))
+            index = {t: _StampIndex(streams[t], clock) for t in (gt_topic, labels_topic) if t}
+            first_case: dict = {}
+
+            def skip(reason: str, detail: str) -> None:
+                self.skipped[reason] += 1
+                first_case.setdefault(reason, detail)
+
             self._frames: list[BaseFrame] = []
             images = streams[image_topic][: max_frames or None]
-            for t_ns, msgtype, raw in images:
-                near = _nearest(streams[gt_topic], t_ns, max_skew)
+            for item in images:
+                stamp = item[clock]
+                where = f"t = {stamp * 1e-9:.3f} s in {bag}"
+                near, dt = index[gt_topic].nearest(stamp, max_skew)
                 if near is None:
+                    skip(f"no {gt_topic} message within data.max_skew {max_skew:g} s of the image stamp",
+                         f"{where}, the nearest {dt * 1e-9:.3f} s away" if dt is not None else where)
                     continue
-                msg = reader.deserialize(raw, msgtype)
-                rgb = bio.image_to_rgb(msg)
-                frame_id = msg.header.frame_id
+                msg = reader.deserialize(item[3], item[2])
+                try:
+                    rgb = bio.image_to_rgb(msg)
+                except ValueError as exc:  # ConversionError: an encoding the node does not take either
+                    raise DatasetError(f"data.image_topic: '{image_topic}' ({where}): {exc}") from None
+                try:
+                    info, camera = infos.info_at(stamp)
+                except ValueError as exc:  # CameraModelError naming the field
+                    raise DatasetError(f"data.camera_info_topic: '{camera_info_topic}' ({where}): {exc}") from None
+                frame_id = msg.header.frame_id or camera.frame_id or bio.CAMERA_FRAME  # as the evaluation
                 _same_size("data.camera_info_topic", camera_info_topic, (camera.height, camera.width), rgb,
-                           image_topic, bag, t_ns)
-                gmsg = reader.deserialize(near[2], near[1])
+                           image_topic, bag, stamp)
+                _same_frame("data.camera_info_topic", camera_info_topic, info.header.frame_id, msg.header.frame_id,
+                            image_topic, where, "give the camera_info of this camera")
+                gmsg = reader.deserialize(near[3], near[2])
                 if depth_topic:
-                    depth = bio.depth_to_metres(gmsg)
-                    _same_size("data.depth_topic", depth_topic, depth.shape, rgb, image_topic, bag, t_ns)
+                    try:
+                        depth = bio.depth_to_metres(gmsg)
+                    except ValueError as exc:
+                        raise DatasetError(f"data.depth_topic: '{depth_topic}' ({where}): {exc}") from None
+                    _same_size("data.depth_topic", depth_topic, depth.shape, rgb, image_topic, bag, stamp)
+                    _same_frame("data.depth_topic", depth_topic, gmsg.header.frame_id, msg.header.frame_id,
+                                image_topic, where, "record the depth registered to the camera image")
                 else:
-                    T = tf.lookup(frame_id, gmsg.header.frame_id, t_ns)
+                    try:
+                        T = tf.lookup(frame_id, gmsg.header.frame_id, near[clock], max_age_ns)
+                    except bio.TfStaleError as exc:
+                        skip(f"LiDAR -> camera: /tf {exc.parent} -> {exc.child} has no transform within "
+                             f"data.tf_max_age {tf_max_age:g} s of the LiDAR stamp", f"{where}: {exc}")
+                        continue
                     if T is None:
                         raise DatasetError(f"data.lidar_topic: no tf from '{gmsg.header.frame_id}' to the camera "
                                            f"frame '{frame_id}' in {bag}")
-                    depth = _project_points(bio.pointcloud_xyz(gmsg), T, camera)
+                    try:
+                        xyz = bio.pointcloud_xyz(gmsg)
+                    except bio.BagError as exc:
+                        raise DatasetError(f"data.lidar_topic: '{lidar_topic}' ({where}): {exc}") from None
+                    depth = _project_points(xyz, T, camera)
+                # a frame without a pixel the loss can use (0.1 < gt < max_depth) would train nothing
+                usable = np.isfinite(depth) & (depth > 0.1) & (depth < self.max_depth)
+                if not usable.any():
+                    values = depth[np.isfinite(depth) & (depth > 0)]
+                    skip(_no_supervision_reason(values, gt_topic, gmsg, self.max_depth),
+                         f"{where}, median value {np.median(values):.4g}" if values.size else where)
+                    continue
                 if plane_height is not None:
                     plane = GroundPlane.from_static(plane_height, pitch=plane_pitch)
                 else:
-                    T = tf.lookup(frame_id, ground_frame, t_ns)
+                    try:
+                        T = tf.lookup(frame_id, ground_frame, stamp, max_age_ns)
+                    except bio.TfStaleError as exc:
+                        skip(f"ground pose: /tf {exc.parent} -> {exc.child} has no transform within "
+                             f"data.tf_max_age {tf_max_age:g} s of the image stamp (or set data.plane_height)",
+                             f"{where}: {exc}")
+                        continue
                     if T is None:
                         raise DatasetError(f"data.ground_frame: no tf from '{ground_frame}' to '{frame_id}' in {bag};"
                                            " set data.plane_height for a static mounting")
-                    plane = GroundPlane.from_transform(T)
+                    try:
+                        plane = GroundPlane.from_transform(T)
+                    except GroundPoseError as exc:
+                        raise DatasetError(f"data.ground_frame: tf {ground_frame} -> {frame_id} ({where}): {exc}; "
+                                           "fix the transform or set data.plane_height for a static mounting") from None
                 if labels_topic:
-                    ln = _nearest(streams[labels_topic], t_ns, max_skew)
+                    ln, _ = index[labels_topic].nearest(stamp, max_skew)
                     if ln is None:
+                        skip(f"no {labels_topic} message within data.max_skew {max_skew:g} s of the image stamp",
+                             where)
                         continue
-                    labels = bio.labels_array(reader.deserialize(ln[2], ln[1]))
-                    _same_size("data.labels_topic", labels_topic, labels.shape, rgb, image_topic, bag, t_ns)
+                    try:
+                        labels = bio.labels_array(reader.deserialize(ln[3], ln[2]))
+                    except ValueError as exc:  # ConversionError: not mono8 train ids
+                        raise DatasetError(f"data.labels_topic: '{labels_topic}' ({where}): {exc}") from None
+                    _same_size("data.labels_topic", labels_topic, labels.shape, rgb, image_topic, bag, stamp)
                 else:
                     labels = _segment(segmenter, rgb, camera, plane)
                 self._frames.append(BaseFrame(rgb, labels, depth.astype(np.float32), camera, plane))
+        self.notes += [f"{n} x {reason} (first: {first_case[reason]})" for reason, n in self.skipped.most_common()]
         if not self._frames:
-            raise DatasetError(f"data.bag: no image in {bag} has ground truth within {max_skew} s")
+            raise DatasetError(f"data.bag: no image of {bag} can be used: {'; '.join(self.notes)}")
+        if self.skipped:
+            log.warning("data.bag %s: %d of %d images skipped: %s", bag, sum(self.skipped.values()), len(images),
+                        "; ".join(self.notes))
 
     def __len__(self) -> int:
         return len(self._frames)
 
     def base(self, i: int) -> BaseFrame:
         return self._frames[i]
+
+
+class _StampIndex:
+    """The messages of one topic sorted by stamp (field ``clock`` of each item), nearest found by bisection."""
+
+    def __init__(self, items: list, clock: int):
+        self.items = sorted(items, key=lambda it: it[clock])
+        self.stamps = [it[clock] for it in self.items]
+
+    def nearest(self, stamp: int, max_skew: float):
+        """(item, |dt| ns) of the nearest message, item None where it is farther than max_skew s."""
+        i = bisect.bisect_left(self.stamps, stamp)
+        near = [j for j in (i - 1, i) if 0 <= j < len(self.items)]
+        if not near:
+            return None, None
+        j = min(near, key=lambda k: abs(self.stamps[k] - stamp))
+        dt = abs(self.stamps[j] - stamp)
+        return (self.items[j] if dt <= max_skew * 1e9 else None), dt
+
+
+def _same_frame(key: str, topic: str, frame: str, image_frame: str, image_topic: str, where: str, fix: str) -> None:
+    """Refuse a map or camera_info of another frame than the image (another sensor's): an empty frame_id
+    is accepted, as the node does (many drivers leave it empty)."""
+    if frame and image_frame and frame != image_frame:
+        raise DatasetError(f"{key}: '{topic}' has frame_id '{frame}' but image topic '{image_topic}' has "
+                           f"'{image_frame}' ({where}); {fix} (the same frame_id)")
+
+
+def _no_supervision_reason(values: np.ndarray, topic: str, msg, max_depth: float) -> str:
+    """Why a frame's finite positive ground-truth ``values`` give the loss nothing, with the likely cause."""
+    reason = f"'{topic}': no ground-truth pixel in 0.1-{max_depth:g} m"
+    if values.size and (values >= max_depth).all() and getattr(msg, "encoding", "") == "32FC1":
+        reason += (f"; every value is beyond {max_depth:g} m: is this 32FC1 depth in millimetres? 32FC1 is metres "
+                   "(REP 118), 16UC1 millimetres: convert it to metres")
+    elif not values.size:
+        reason += "; no ground truth lands in the image"
+    return reason
 
 
 def _same_size(key: str, topic: str, hw, rgb: np.ndarray, image_topic: str, bag, t_ns: int) -> None:
@@ -450,13 +575,6 @@ def _same_size(key: str, topic: str, hw, rgb: np.ndarray, image_topic: str, bag,
         raise DatasetError(f"{key}: '{topic}' is {hw[1]}x{hw[0]} but image topic '{image_topic}' is "
                            f"{rgb.shape[1]}x{rgb.shape[0]} (t = {t_ns * 1e-9:.3f} s in {bag}); record it "
                            "registered to the camera image at the image's size")
-
-
-def _nearest(stream: list, t_ns: int, max_skew: float):
-    if not stream:
-        return None
-    best = min(stream, key=lambda m: abs(m[0] - t_ns))
-    return best if abs(best[0] - t_ns) <= max_skew * 1e9 else None
 
 
 def _project_points(xyz: np.ndarray, T_cam_src: np.ndarray, camera) -> np.ndarray:

@@ -86,7 +86,8 @@ def make_datasets(cfg: TrainConfig, progress: bool = True):
         val = KittiDataset(d["val_split"], augment=None, **kw, **common) if d.get("val_split") else None
     else:
         kw = {k: d[k] for k in ("image_topic", "camera_info_topic", "depth_topic", "lidar_topic", "labels_topic",
-                                "ground_frame", "plane_height", "plane_pitch", "max_frames") if d.get(k) is not None}
+                                "ground_frame", "plane_height", "plane_pitch", "max_frames", "max_skew", "tf_max_age")
+              if d.get(k) is not None}
         train = BagDataset(d["bag"], augment=aug, **kw, **common)
         val = BagDataset(d["val_bag"], augment=None, **kw, **common) if d.get("val_bag") else None
     for ds in (train, val):
