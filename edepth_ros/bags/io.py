@@ -346,10 +346,6 @@ class CameraInfos:
             raise model.with_traceback(None)  # the same error each frame, without a growing traceback
         return msg, model
 
-    def camera_at(self, stamp: int):
-        got = self.info_at(stamp)
-        return None if got is None else got[1]
-
 
 # ---------------------------------------------------------------- transforms
 

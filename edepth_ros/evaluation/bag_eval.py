@@ -71,9 +71,6 @@ def lidar_to_depth(points_cam: np.ndarray, camera, min_z: float = 0.1) -> np.nda
     return depth
 
 
-_CameraInfos = bio.CameraInfos  # the camera_info in force at each image (shared with training's BagDataset)
-
-
 def _read_tf(reader: bio.BagReader) -> bio.TfTree:
     tree = bio.TfTree()
     topics = reader.topics
