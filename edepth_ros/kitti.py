@@ -128,6 +128,11 @@ def read_raw_calib(directory, cam: int = 2) -> KittiCalib:
     P = _get(c2c, f"P_rect_0{cam}", (3, 4), c2c_path)
     R0 = _get(c2c, "R_rect_00", (3, 3), c2c_path)
     size = _get(c2c, f"S_rect_0{cam}", (2,), c2c_path)
+    if not (np.all(size >= 1) and np.allclose(size, np.round(size), rtol=0, atol=1e-3)):
+        # a size is whole pixels: 1242.6 is a corrupt line, not something to round to an image size
+        raise KittiFormatError(f"{c2c_path}: key 'S_rect_0{cam}' is {size[0]:g} x {size[1]:g}, not a whole "
+                               "positive number of pixels; the file is corrupt (KITTI's read, e.g., "
+                               "1.242000e+03 3.750000e+02)")
     R = _get(v2c, "R", (3, 3), v2c_path)
     T = _get(v2c, "T", (3, 1), v2c_path)
     return _calib(P, R0, np.hstack([R, T]), int(round(size[0])), int(round(size[1])), f"kitti_camera_{cam}",

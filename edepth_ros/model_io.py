@@ -103,6 +103,19 @@ def check_inputs(rgb: np.ndarray, embodied: np.ndarray, size: Optional[tuple[int
         raise ModelInputError("tensor 'embodied': contains NaN/inf; 0 is the 'none' code (use pack_embodied)")
 
 
+def check_batch(rgb: np.ndarray, embodied: np.ndarray, size: Optional[tuple[int, int]]) -> None:
+    """``check_inputs`` for a batch: (B, H, W, 3) uint8 and (B, 2, H, W) float32 with the same B."""
+    for name, x in (("rgb", rgb), ("embodied", embodied)):
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[0] < 1:
+            raise ModelInputError(f"tensor '{name}': infer_batch takes a batch (B, ...) of 4 dimensions, got "
+                                  f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
+    if rgb.shape[0] != embodied.shape[0]:
+        raise ModelInputError(f"tensors 'rgb' and 'embodied': batch {rgb.shape[0]} and {embodied.shape[0]} differ")
+    check_inputs(rgb[0], embodied[0], size)  # dtype and per-frame shape, the same for every frame
+    if not np.isfinite(embodied).all():  # the first frame was checked, NaN may be in any
+        raise ModelInputError("tensor 'embodied': contains NaN/inf; 0 is the 'none' code (use pack_embodied)")
+
+
 # ---------------------------------------------------------------------------------------------
 # files
 

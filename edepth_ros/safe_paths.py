@@ -3,6 +3,7 @@ frame id, a stem, a run name) joined under an output folder must not climb out o
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -39,24 +40,40 @@ def safe_name(name: str, what: str = "name") -> str:
 
 
 class OutputPathError(ValueError):
-    """An output path given on the command line cannot be written (the message names the flag)."""
+    """An output path cannot be written (the message names the path and why)."""
 
 
-def check_output_path(path: str | os.PathLike, flag: str, folder: bool = False) -> Path:
+def check_output_path(path: str | os.PathLike, folder: bool = False) -> Path:
     """Refuse, before a long run, an output that its end would fail to write.
 
     ``folder``: the path is a folder to write files into (``--plots DIR``), else a file (``--json OUT``).
     """
     path = Path(path).expanduser()
     if folder and path.exists() and not path.is_dir():
-        raise OutputPathError(f"{flag} {path}: a file, not a folder; give a folder for the output files")
+        raise OutputPathError(f"{path}: a file, not a folder; give a folder for the output files")
     if not folder and path.is_dir():
-        raise OutputPathError(f"{flag} {path}: a folder; give a file name inside it")
+        raise OutputPathError(f"{path}: a folder; give a file name inside it")
     parent = path if folder else path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise OutputPathError(f"{flag} {path}: {parent} is a file, so nothing can be written below it")
+        raise OutputPathError(f"{path}: {parent} is a file, so nothing can be written below it")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{flag} {path}: {parent} is not writable by this user")
+        raise OutputPathError(f"{path}: {parent} is not writable by this user")
     return path
+
+
+def _argparse_type(folder: bool):
+    def parse(value: str) -> Path:
+        try:
+            return check_output_path(value, folder)
+        except OutputPathError as exc:  # argparse names the flag: "argument --json: ..."
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "output folder" if folder else "output file"
+    return parse
+
+
+# argparse ``type=`` for outputs: a bad one is refused when the command line is read, not after the run
+output_file = _argparse_type(folder=False)
+output_folder = _argparse_type(folder=True)

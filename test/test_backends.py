@@ -103,6 +103,26 @@ def test_static_batch_is_enforced(exported):
         b.infer_batch(np.stack([rgb, rgb]), np.stack([emb, emb]))
 
 
+@pytest.mark.parametrize("kind", ["onnxruntime-cpu", "torch"])
+def test_infer_batch_checks_its_inputs_as_infer_does(exported, kind):
+    """infer_batch skipped every check: NaN in a later frame or row gave an all-NaN depth map, a batch
+    mismatch failed deep inside ONNX Runtime, torch took float64 silently."""
+    _, onnx_path = exported
+    b = create_backend(kind, str(onnx_path), threads=1)
+    rgb, emb = inputs()
+    bad = emb.copy()
+    bad[:, H // 2:] = np.nan
+    for args, match in (((rgb[None], bad[None]), "'embodied': contains NaN"),
+                        ((rgb[None], emb[None].astype(np.float64)), "'embodied': expected float32"),
+                        ((rgb[None].astype(np.float32), emb[None]), "'rgb': expected uint8"),
+                        ((rgb, emb), "'rgb': infer_batch takes a batch"),
+                        ((np.stack([rgb, rgb]), np.stack([emb, emb, emb])), "batch 2 and 3 differ")):
+        with pytest.raises(ModelInputError, match=match):
+            b.infer_batch(*args)
+    depth, _ = b.infer_batch(rgb[None], emb[None])
+    assert depth.shape == (1, 1, H, W) and np.isfinite(depth).all()
+
+
 def test_corrupt_model_file_is_named(exported, tmp_path):
     _, onnx_path = exported
     bad = tmp_path / "bad.onnx"

@@ -309,7 +309,7 @@ def test_frames_without_a_ground_truth_pixel_are_not_evaluated(bag, pipeline, tm
     res = be.evaluate_bag(mm_bag, pipeline, depth_topic="/ground_truth/depth", progress=False, **TOPICS)
     (reason, count), = res.skipped.items()
     assert res.per_frame == [] and count == N
-    assert reason.startswith("/ground_truth/depth: no ground-truth pixel in 0.001-80 m") and "millimetres" in reason
+    assert reason.startswith("'/ground_truth/depth': no ground-truth pixel in 0.001-80 m") and "millimetres" in reason
     p = argparse.ArgumentParser()
     cmd.add_arguments(p)
     args = p.parse_args(["bag", str(mm_bag), "--depth-topic", "/ground_truth/depth", "--embodied-only", "--quiet",

@@ -118,9 +118,10 @@ def test_bad_arguments(tmp_path, capsys):
     (tmp_path / "a_file").write_text("x")
     for flags, message in ((["--json", str(tmp_path)], "--json"), (["--plots", str(tmp_path / "a_file")], "--plots"),
                            (["--json", str(tmp_path / "a_file" / "out.json")], "is a file")):
-        rc = main(["embodied-eval", "--kitti-object", str(tmp_path), *flags])
+        with pytest.raises(SystemExit) as exit_:  # argparse refuses it when reading the command line
+            main(["embodied-eval", "--kitti-object", str(tmp_path), *flags])
         err = capsys.readouterr().err
-        assert rc == 2 and message in err and "image_2" not in err, err
+        assert exit_.value.code == 2 and message in err and "image_2" not in err, err
     for bad in (0.0, -0.1, float("nan")):
         with pytest.raises(EvalError, match="--ground-threshold"):
             evaluate(tmp_path, EvalOptions(ground_threshold=bad), progress=False)

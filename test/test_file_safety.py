@@ -177,6 +177,62 @@ def test_confined_path_keeps_names_inside_their_folder(tmp_path):
         safe_name("/../")
 
 
+# ------------------------------------------------------------------------ output flags
+# every output a command writes at the end of its run: FILE flags given a folder, DIR flags a file
+OUTPUT_FLAGS = [
+    ("edepth", ["embodied-eval", "--kitti-object", "K", "--json", "{dir}"], "--json"),
+    ("edepth", ["embodied-eval", "--kitti-object", "K", "--plots", "{file}"], "--plots"),
+    ("edepth", ["bench", "embodied", "--json", "{dir}"], "--json"),
+    ("edepth", ["bench", "embodied", "--png", "{dir}"], "--png"),
+    ("edepth", ["bench", "model", "--json", "{dir}"], "--json"),
+    ("edepth", ["bench", "model", "--png", "{dir}"], "--png"),
+    ("edepth", ["bench", "node", "--json", "{dir}"], "--json"),
+    ("edepth", ["bench", "node", "--plot", "{dir}"], "--plot"),
+    ("edepth", ["export", "--checkpoint", "c.pt", "--height", "64", "--width", "64", "--out", "{dir}"], "--out"),
+    ("edepth", ["export", "--checkpoint", "c.pt", "--height", "64", "--width", "64", "--out", "{dir}/m.onnx",
+                "--json", "{dir}"], "--json"),
+    ("edepth", ["eval", "bag", "B", "--depth-topic", "/d", "--embodied-only", "--out", "{file}"], "--out"),
+    ("edepth", ["train", "--config", "models/demo.yaml", "--output", "{file}"], "--output"),
+    ("edepth", ["demo", "--out", "{file}"], "--out"),
+    ("synthetic.bench", ["--json", "{dir}"], "--json"),
+    ("synthetic.preview", ["--out", "{file}"], "--out"),
+    ("training.report", ["curves", "--png", "{dir}"], "--png"),
+    ("training.report", ["ablation", "--config", "c.yaml", "--out", "{file}"], "--out"),
+]
+
+
+@pytest.mark.parametrize("entry, argv, flag", OUTPUT_FLAGS,
+                         ids=[f"{e}:{' '.join(a[:2])}:{f}" for e, a, f in OUTPUT_FLAGS])
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys, entry, argv, flag):
+    """An output the end of a (long) run could not write used to fail only there, after the work."""
+    import importlib
+
+    (tmp_path / "a_file").write_text("x")
+    argv = [a.format(dir=tmp_path, file=tmp_path / "a_file") for a in argv]
+    main = (importlib.import_module("edepth_ros.cli") if entry == "edepth"
+            else importlib.import_module(f"edepth_ros.{entry}")).main
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {flag}: " in err and ("a folder" in err or "not a folder" in err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_export_report_cannot_replace_the_model_sidecar(tmp_path, capsys):
+    """`export --out m.onnx --json m.json` wrote the check report over the sidecar (exit 0): the model
+    no longer loaded. Refused before the export; and `bench model --iters 0` was a numpy traceback."""
+    from edepth_ros.cli import main
+
+    rc = main(["export", "--checkpoint", str(tmp_path / "c.pt"), "--height", "64", "--width", "64",
+               "--out", str(tmp_path / "m.onnx"), "--json", str(tmp_path / "m.json")])
+    assert rc == 2 and "is the sidecar of --out" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    for flag, value in (("--iters", "0"), ("--iters", "-3"), ("--warmup", "-1")):
+        with pytest.raises(SystemExit):
+            main(["bench", "model", flag, value])
+        assert f"argument {flag}: {value}: must be >=" in capsys.readouterr().err
+
+
 def _tree(root: Path) -> set:
     return {p.relative_to(root) for p in root.rglob("*") if ".pytest_cache" not in p.parts
             and "__pycache__" not in p.parts and ".hypothesis" not in p.parts}

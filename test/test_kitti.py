@@ -85,6 +85,16 @@ def test_calib_errors_name_file_and_key(tmp_path, kitti_dir):
     (tmp_path / "calib_velo_to_cam.txt").write_text("R: 3 0 0 0 1 0 0 0 1\nT: 0 0 0\n")
     with pytest.raises(KittiFormatError, match=r"calib_velo_to_cam\.txt: key 'R': .* is not a rotation matrix"):
         read_raw_calib(tmp_path)
+    # an image size that is not whole pixels (used to be rounded without a word) or not positive
+    (tmp_path / "calib_velo_to_cam.txt").write_text("R: 1 0 0 0 1 0 0 0 1\nT: 0 0 0\n")
+    for size in ("1242.6 375", "0 375", "-1242 375"):
+        (tmp_path / "calib_cam_to_cam.txt").write_text(
+            f"P_rect_02: 700 0 600 0 0 700 180 0 0 0 1 0\nR_rect_00: 1 0 0 0 1 0 0 0 1\nS_rect_02: {size}\n")
+        with pytest.raises(KittiFormatError, match=r"calib_cam_to_cam\.txt: key 'S_rect_02' is .* not a whole"):
+            read_raw_calib(tmp_path)
+    (tmp_path / "calib_cam_to_cam.txt").write_text(
+        "P_rect_02: 700 0 600 0 0 700 180 0 0 0 1 0\nR_rect_00: 1 0 0 0 1 0 0 0 1\nS_rect_02: 1.242000e+03 3.75e2\n")
+    assert read_raw_calib(tmp_path).camera.width == 1242
     # a non-numeric value, a repeated key and a folder are each called what they are
     word = tmp_path / "word.txt"
     word.write_text(text.replace("R0_rect: ", "R0_rect: x"))

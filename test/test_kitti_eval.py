@@ -128,6 +128,55 @@ def test_a_perfect_prediction_scores_perfectly(tmp_path, kitti_dir):
     assert res.mean["abs_rel"] == 0.0 and res.mean["d1"] == 1.0 and res.mean["rmse"] == 0.0
 
 
+def test_frames_with_nothing_to_score_are_skipped_or_said(tmp_path, kitti_dir):
+    """A ground truth with no pixel in range was 'evaluated' with NaN metrics (exit 0), and a frame the
+    pipeline gave no depth for dropped silently out of the mean."""
+    import shutil
+
+    import cv2
+    from edepth_ros.backends import EmbodiedOnlyBackend
+    from edepth_ros.pipeline import DepthPipeline
+
+    root = tmp_path / "root"
+    shutil.copytree(kitti_dir / "annotated_depth", root)
+    gt = cv2.imread(str(root / "depth" / f"{FRAMES[0]}.png"), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(root / "depth" / "empty.png"), np.zeros_like(gt))  # no ground-truth pixel
+    shutil.copy(root / "rgb" / f"{FRAMES[0]}.png", root / "rgb" / "empty.png")
+    rgb = cv2.imread(str(root / "rgb" / f"{FRAMES[1]}.png"))
+    cv2.imwrite(str(root / "rgb" / "black.png"), np.zeros_like(rgb))  # a lens cap: no depth at all
+    shutil.copy(root / "depth" / f"{FRAMES[1]}.png", root / "depth" / "black.png")
+    split = tmp_path / "s.txt"
+    split.write_text("".join(f"rgb/{n}.png depth/{n}.png 721.5377\n" for n in (FRAMES[0], "empty", "black")))
+    entries, _ = ke.parse_split(split, root, calib_dir=kitti_dir / "raw_calib" / "2011_09_26")
+    res = ke.evaluate(entries, DepthPipeline(EmbodiedOnlyBackend()), out_dir=tmp_path / "out", progress=False,
+                      plots=False)
+    (skip,) = res.skipped
+    assert skip["name"].endswith("empty.png")
+    assert "no ground-truth pixel in 0.001-80 m inside the garg crop" in skip["reason"]
+    assert [r["note"] != "" for r in res.per_frame] == [False, True]
+    assert "unusable" in res.per_frame[1]["note"] or "no depth" in res.per_frame[1]["note"]
+    assert res.mean["abs_rel"] == pytest.approx(res.per_frame[0]["abs_rel"])
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "frames with no depth at any ground-truth pixel (NaN metrics, left out of the means): 1" in summary
+    # only frames with nothing to score: exit 1, not 0
+    split.write_text("rgb/empty.png depth/empty.png 721.5377\n")
+    rc = _cli(["kitti", "--embodied-only", "--root", str(root), "--split", str(split), "--calib",
+               str(kitti_dir / "raw_calib" / "2011_09_26"), "--out", str(tmp_path / "out2"), "--no-plots", "--quiet"])
+    assert rc == 1
+
+
+def test_bad_split_sides_and_frame_counts_are_refused(tmp_path, capsys):
+    """An unknown side letter ('R', 'x') meant the left camera; --max-frames 0 meant all, -1 all but one."""
+    path = tmp_path / "s.txt"
+    path.write_text("2011_09_26/2011_09_26_drive_0002_sync 69 R\n2011_09_26/2011_09_26_drive_0002_sync 70 r\n")
+    entries, bad = ke.parse_split(path, tmp_path)
+    assert [e.cam for e in entries] == [3] and bad[0]["line"] == 1 and "side 'R'" in bad[0]["reason"]
+    for value in ("0", "-1"):
+        with pytest.raises(SystemExit):
+            _cli(["kitti", "--embodied-only", "--root", str(tmp_path), "--split", str(path), "--max-frames", value])
+        assert "argument --max-frames" in capsys.readouterr().err
+
+
 def test_missing_calibration_is_a_skip_with_the_reason(tmp_path, kitti_dir, split):
     entries, _ = ke.parse_split(split, kitti_dir / "annotated_depth")  # no --calib, no <date>/ folder
     from edepth_ros.backends import EmbodiedOnlyBackend

@@ -38,6 +38,8 @@ def test_every_parameter_is_described_and_its_default_is_valid():
     ({"colored.min_depth": 50.0, "colored.max_depth": 10.0}, "'colored.max_depth' = 10.0 must exceed"),
     ({"model": "/nonexistent/model.onnx"}, "parameter 'model': file '/nonexistent/model.onnx' not found"),
     ({"camera_hieght": 1.5}, "unknown parameter.*camera_hieght"),
+    ({"qos_overrides./cam/depth.publisher.depth": 3}, r"does not read rclpy's qos_overrides.*qos\.<image\|camera_info"
+                                                      r"\|semantic\|depth\|points>\.depth instead"),
     ({"image_check.max_clipped_fraction": 1.5}, "'image_check.max_clipped_fraction' = 1.5 is out of range"),
 ])
 def test_bad_values_are_named(values, match):
@@ -77,9 +79,14 @@ def test_read_params_file_rejects_a_file_without_ros_parameters(tmp_path):
     f.write_text("edepth_node:\n  camera_height: 1.0\n")
     with pytest.raises(ParameterError, match="ros__parameters"):
         read_params_file(f)
+    # what rcl reads: node sections, namespace sections holding them; an empty file sets nothing
+    f.write_text("/cam:\n  edepth_node:\n    ros__parameters:\n      camera_height: 1.0\n")
+    assert read_params_file(f) == {"camera_height": 1.0}
+    f.write_text("")
+    assert params.load_params_file(f) == {}
 
 
-# ------------------------------------------------------------------ a real node (ROS_DOMAIN_ID 50-51)
+# ------------------------------------------------------------------ a real node (ROS_DOMAIN_ID 50-51, 54)
 
 ros_util = pytest.importorskip("ros_util")
 
@@ -106,11 +113,38 @@ def test_node_refuses_to_start_with_a_bad_parameter_and_names_it(tmp_path):
 
 
 @pytest.mark.ros
+def test_node_names_a_params_file_or_argument_rcl_cannot_parse(tmp_path):
+    """These gave a traceback out of rclpy.init (rcl's parser) and exit 1; qos_overrides were
+    accepted and did nothing (the node sets QoS with qos.<group>.*)."""
+    pytest.importorskip("rclpy", reason="rclpy (ros-rclpy wheel) is not installed")
+    files = {"missing": None, "syntax": "edepth_node:\n  ros__parameters:\n    camera_height: [1.0\n",
+             "no_section": "edepth_node:\n  camera_height: 1.0\n", "a_list": "- camera_height: 1.0\n",
+             "qos": "/**:\n  ros__parameters:\n    backend: embodied\n"
+                    "    qos_overrides:\n      /cam/depth:\n        publisher:\n          reliability: best_effort\n"}
+    expected = {"missing": "missing.yaml: no such file", "syntax": "not a readable YAML params file",
+                "no_section": "section 'edepth_node' has no 'ros__parameters:' key", "a_list": "got list",
+                "qos": "'qos_overrides./cam/depth.publisher.reliability': this node does not read rclpy's "
+                       "qos_overrides; set its QoS with qos.<image|camera_info|semantic|depth|points>.reliability"}
+    for name, text in files.items():
+        f = tmp_path / f"{name}.yaml"
+        if text is not None:
+            f.write_text(text)
+        out = subprocess.run([sys.executable, "-m", "edepth_ros.ros.node", "--ros-args", "--params-file", str(f)],
+                             cwd=PROJECT, env=ros_util.node_env(54), capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and "cannot start" in out.stderr and expected[name] in out.stderr, (name, out.stderr)
+        assert "Traceback" not in out.stderr, out.stderr
+    out = subprocess.run([sys.executable, "-m", "edepth_ros.ros.node", "--ros-args", "-p", "camera_height"],
+                         cwd=PROJECT, env=ros_util.node_env(54), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "cannot start" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+@pytest.mark.ros
 def test_node_serves_descriptors_with_ranges_and_parameters_are_read_only(tmp_path):
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
 
-    node = ros_util.NodeProcess(tmp_path, 51, {"backend": "embodied", "camera_height": 1.4})
+    # max_depth 60 is a YAML integer for a double, which rclpy alone refuses: taken as 60.0, as validate() does
+    node = ros_util.NodeProcess(tmp_path, 51, {"backend": "embodied", "camera_height": 1.4, "max_depth": 60})
     graph = ros_util.Graph(51)
     try:
         client = AsyncParameterClient(graph.node, "/cam/edepth_node")
@@ -129,8 +163,8 @@ def test_node_serves_descriptors_with_ranges_and_parameters_are_read_only(tmp_pa
         assert (r.from_value, r.to_value) == (0.05, 50.0) and desc["camera_height"].read_only
         assert desc["points.decimation"].integer_range[0].to_value == 64
         assert "embodied" in desc["backend"].additional_constraints and desc["backend"].description
-        values = result(client.get_parameters(["camera_height"])).values
-        assert values[0].double_value == 1.4
+        values = result(client.get_parameters(["camera_height", "max_depth"])).values
+        assert values[0].double_value == 1.4 and (values[1].type, values[1].double_value) == (3, 60.0)  # 3: DOUBLE
         res = result(client.set_parameters([Parameter("camera_height", value=2.0)])).results[0]
         assert not res.successful and "read-only" in res.reason
     finally:

@@ -1,5 +1,5 @@
 """`edepth play` and `edepth record` as separate processes on a real Fast DDS graph (loopback).
-ROS_DOMAIN_IDs 72-78."""
+ROS_DOMAIN_IDs 72-79."""
 
 import signal
 import subprocess
@@ -95,6 +95,31 @@ def test_bad_input_is_named(bag, tmp_path):
     p = _cli(["play", str(bag), "--wait-for", "/not_in_bag"], 74)
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 2 and "--wait-for /not_in_bag: not a replayed topic" in out
+    # values that divided by zero, flooded /clock (a period <= 0) or overflowed: refused, named
+    for flag, value in (("--clock-hz", "0"), ("--clock-hz", "-10"), ("--clock-hz", "inf"), ("--clock-hz", "nan"),
+                        ("--rate", "inf"), ("--wait-timeout", "-1")):
+        p = _cli(["play", str(bag), flag, value], 74)
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 2 and f"argument {flag}: {value}: must be a finite number > 0" in out, out
+    # nothing replayed (tf2_msgs is not installed here) is a failure, not "played 0.00 s" and exit 0
+    p = _cli(["play", str(bag), "--topics", "/tf", "--no-clock"], 74)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 1 and "/tf: not replayed" in out and "no topic of" in out and "could be replayed" in out, out
+
+
+def test_record_refuses_meaningless_limits_and_fails_when_nothing_arrives(tmp_path):
+    """--count 0 meant "no limit", --duration -1 stopped at once, and an empty bag was exit 0."""
+    for flag, value, message in (("--duration", "-1", "must be a finite number > 0"), ("--count", "0", "must be >= 1"),
+                                 ("--count", "-1", "must be >= 1"),
+                                 ("--idle-timeout", "0", "must be a finite number > 0")):
+        p = _cli(["record", str(tmp_path / f"r{flag}{value}"), "--topics", "/x", flag, value], 79)
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 2 and f"argument {flag}: {value}: {message}" in out, out
+        assert not (tmp_path / f"r{flag}{value}").exists()
+    p = _cli(["record", str(tmp_path / "empty"), "--topics", "/no/such/topic", "--duration", "1"], 79)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 1, out
+    assert "never seen in the graph: /no/such/topic" in out and "nothing was recorded" in out, out
 
 
 def _offers(path):

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..model_io import OUTPUT_NAMES, ModelFileError, ModelInputError, ModelSpec, read_sidecar
+from ..model_io import OUTPUT_NAMES, ModelFileError, ModelInputError, ModelSpec, check_batch, read_sidecar
 from .base import (BACKEND_OPTIONS, Backend, BackendError, check_against_sidecar, check_model_io,
                    check_threads)
 
@@ -126,11 +126,15 @@ class OnnxRuntimeBackend(Backend):
                  self.providers, self.threads)
 
     def _infer(self, rgb: np.ndarray, embodied: np.ndarray):
-        depth, conf = self.infer_batch(rgb[None], embodied[None])
+        depth, conf = self._run_batch(rgb[None], embodied[None])
         return depth[0, 0], conf[0, 0]
 
     def infer_batch(self, rgb: np.ndarray, embodied: np.ndarray):
         """(B, H, W, 3) uint8 and (B, 2, H, W) float32 -> (B, 1, H, W) depth and confidence."""
+        check_batch(rgb, embodied, self.input_size)
+        return self._run_batch(rgb, embodied)
+
+    def _run_batch(self, rgb: np.ndarray, embodied: np.ndarray):
         if self.batch_fixed is not None and rgb.shape[0] != self.batch_fixed:
             raise ModelInputError(f"tensor 'rgb': {self.model_path} was exported with batch {self.batch_fixed}, "
                                   f"got {rgb.shape[0]}; re-export with --dynamic-batch")

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..model_io import ModelFileError, read_sidecar, stale_export
+from ..model_io import ModelFileError, check_batch, read_sidecar, stale_export
 from .base import BACKEND_OPTIONS, Backend, BackendError, check_threads
 
 log = logging.getLogger(__name__)
@@ -118,11 +118,16 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def _infer(self, rgb: np.ndarray, embodied: np.ndarray):
-        depth, conf = self.infer_batch(rgb[None], embodied[None])
+        depth, conf = self._run_batch(rgb[None], embodied[None])
         return depth[0, 0], conf[0, 0]
 
-    @torch.inference_mode()
     def infer_batch(self, rgb: np.ndarray, embodied: np.ndarray):
+        """(B, H, W, 3) uint8 and (B, 2, H, W) float32 -> (B, 1, H, W) depth and confidence."""
+        check_batch(rgb, embodied, self.input_size)
+        return self._run_batch(rgb, embodied)
+
+    @torch.inference_mode()
+    def _run_batch(self, rgb: np.ndarray, embodied: np.ndarray):
         x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device)
         e = torch.from_numpy(np.ascontiguousarray(embodied)).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):

@@ -9,7 +9,8 @@
 - ``TfTree``: static + dynamic transforms from /tf_static and /tf, looked up by frame names (with
   the node's tf_max_age rule where asked).
 - ``CameraInfos``, ``cdr_header_ns``, ``header_stamps_problem``: how the bag evaluation and
-  training's BagDataset both pair messages (header stamps, else log time; the camera_info in force).
+  training's BagDataset both pair messages (header stamps, else log time; the camera_info in force);
+  ``no_ground_truth_reason``: what both say of a frame with nothing to score.
 """
 
 from __future__ import annotations
@@ -302,6 +303,24 @@ def header_stamps_problem(stamps: dict[str, list]) -> str | None:
         if len(v) > 1 and 2 * back > len(v) - 1:
             problems.append(f"{topic}: {back} of {len(v) - 1} consecutive header stamps do not increase")
     return "; ".join(problems) or None
+
+
+def no_ground_truth_reason(topic: str, gt: np.ndarray, msg, min_depth: float, max_depth: float,
+                           where: str = "") -> str:
+    """Why a frame's ground truth ``gt`` (metres, NaN/0 = none) from ``topic`` has no pixel in
+    ``min_depth``-``max_depth`` m (``where``: e.g. " inside the kb crop"), naming the likely cause: a
+    depth image in millimetres, or a cloud with no point in view. The bag evaluation and training's
+    BagDataset both skip such a frame with this message."""
+    reason = f"'{topic}': no ground-truth pixel in {min_depth:g}-{max_depth:g} m{where}"
+    values = gt[np.isfinite(gt) & (gt > 0)]
+    encoding = getattr(msg, "encoding", None)  # an Image has one, a PointCloud2 not
+    if encoding is not None and values.size and (values >= max_depth).all():
+        reason += (f"; every value is beyond {max_depth:g} m: is this {encoding} depth in millimetres? "
+                   "32FC1 is metres (REP 118), 16UC1 millimetres: convert it to metres")
+    elif not values.size:
+        reason += ("; the depth image has no positive value" if encoding is not None
+                   else "; no point of the cloud lands in the image")
+    return reason
 
 
 class CameraInfos:

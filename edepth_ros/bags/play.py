@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -81,8 +82,10 @@ def play(bag, rate: float = 1.0, loop: bool = False, topics: Optional[list] = No
     import rclpy
     from rosgraph_msgs.msg import Clock
 
-    if not rate > 0:
-        raise ValueError(f"--rate {rate}: must be > 0")
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"--rate {rate}: must be a finite number > 0")
+    if not (math.isfinite(clock_period) and clock_period > 0):  # 0 or less would publish /clock in a busy loop
+        raise ValueError(f"clock_period {clock_period}: must be a finite number of seconds > 0 (--clock-hz)")
     remap = dict(remap or {})
     stats = PlayStats()
     own = node is None

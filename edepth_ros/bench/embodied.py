@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safe_paths import output_file
+
 TARGETS = {"plane_depth_ms": 1.0, "embodied_ms": 10.0, "ratio": 10.0}
 
 
@@ -32,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=50, help="timed repetitions of each (default 50)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="synthetic scene seed")
-    parser.add_argument("--json", metavar="OUT", default=None, help="also write the JSON here")
-    parser.add_argument("--png", metavar="OUT", default=None,
+    parser.add_argument("--json", metavar="OUT", default=None, type=output_file, help="also write the JSON here")
+    parser.add_argument("--png", metavar="OUT", default=None, type=output_file,
                         help="also draw the medians and p95s against the targets (matplotlib)")
 
 

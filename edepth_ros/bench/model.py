@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..commands.arg_types import non_negative_int, positive_int
+from ..safe_paths import output_file
+
 # Depth Anything V2-S at 308 x 308 on a Jetson Orin 8 GB (TensorRT FP16): 23.5 ms (the figure).
 PEER = {"name": "Depth Anything V2-S", "height": 308, "width": 308, "orin_8gb_ms": 23.5, "params_m": 24.8}
 BACKENDS = ("onnxruntime", "torch", "tensorrt", "embodied", "all")
@@ -34,11 +37,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for both runtimes; 0 (default): the physical cores, what ONNX Runtime "
                              "and PyTorch use by default and what the node uses with backend_threads 0")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--warmup", type=non_negative_int, default=3)
+    parser.add_argument("--iters", type=positive_int, default=20)
     parser.add_argument("--no-peer-flops", action="store_true", help="skip counting the peer backbone's FLOPs")
-    parser.add_argument("--json", metavar="OUT", help="write the JSON report here (also printed)")
-    parser.add_argument("--png", metavar="OUT", help="also draw the latencies (median, p95) as a bar chart")
+    parser.add_argument("--json", metavar="OUT", type=output_file, help="write the JSON report here (also printed)")
+    parser.add_argument("--png", metavar="OUT", type=output_file,
+                        help="also draw the latencies (median, p95) as a bar chart")
 
 
 class PeakRSS:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safe_paths import output_file
+
 TARGETS = {"node_overhead_ms_median": 10.0, "pointcloud_ms_median": 5.0}
 FRAME_ID = "camera_optical_frame"
 HEIGHT, PITCH, ROLL = 1.65, 0.0, 0.0
@@ -43,8 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model file (default: the demo model under models/)")
     parser.add_argument("--points", action="store_true", help="also subscribe to points (the node then builds them)")
     parser.add_argument("--domain-id", type=int, default=60, help="ROS_DOMAIN_ID for the run (default 60)")
-    parser.add_argument("--json", metavar="OUT", default=None, help="also write the JSON here")
-    parser.add_argument("--plot", metavar="PNG", default=None, help="also draw the distributions here")
+    parser.add_argument("--json", metavar="OUT", default=None, type=output_file, help="also write the JSON here")
+    parser.add_argument("--plot", metavar="PNG", default=None, type=output_file,
+                        help="also draw the distributions here")
 
 
 def _stats(ms) -> dict:

@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..safe_paths import output_folder
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo_out", help="report folder (default demo_out)")
+    parser.add_argument("--out", default="demo_out", type=output_folder, help="report folder (default demo_out)")
     parser.add_argument("--frames", type=int, default=16, help="frames of the synthetic drive (10 Hz)")
     parser.add_argument("--seed", type=int, default=2025, help="scene generator seed (not a training scene)")
     parser.add_argument("--rate", type=float, default=0.25,

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..safe_paths import output_file, output_folder
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kitti-object", required=True, metavar="DIR",
@@ -25,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sidewalk-height", type=float, default=0.0, metavar="M",
                         help="treat sidewalk pixels as raised by M metres (a curb) instead of at road "
                              "level (EmbodiedConfig.ground_heights; default 0)")
-    parser.add_argument("--plots", metavar="DIR", default=None,
+    parser.add_argument("--plots", metavar="DIR", default=None, type=output_folder,
                         help="write one PNG per frame (image, depth, regions, error at LiDAR points)")
-    parser.add_argument("--json", metavar="OUT", default=None, help="write the results as JSON here")
+    parser.add_argument("--json", metavar="OUT", default=None, type=output_file, help="write the results as JSON here")
     parser.add_argument("--per-frame", action="store_true", help="also print the per-frame scores")
 
 
@@ -44,13 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from ..ground import GroundPoseError
     from ..kitti import KittiFormatError
     from ..labels import SIDEWALK, LabelError
-    from ..safe_paths import OutputPathError, check_output_path
 
     try:
-        if args.json:
-            check_output_path(args.json, "--json")
-        if args.plots:
-            check_output_path(args.plots, "--plots", folder=True)
         overrides = {}
         if args.inpaint_scale is not None:
             overrides["inpaint_scale"] = args.inpaint_scale
@@ -60,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
         options = EvalOptions(plane=args.plane, seg=args.seg, ground_threshold=args.ground_threshold,
                               embodied=config, plot_dir=args.plots)
         result = evaluate(args.kitti_object, options, log=lambda m: print(m, file=sys.stderr))
-    except (EvalError, EmbodiedConfigError, KittiFormatError, LabelError, GroundPoseError,
-            OutputPathError) as exc:
+    except (EvalError, EmbodiedConfigError, KittiFormatError, LabelError, GroundPoseError) as exc:
         print(f"edepth embodied-eval: {exc}", file=sys.stderr)
         return 2
     shown = result if args.per_frame else _summary(result)

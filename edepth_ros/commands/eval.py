@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safe_paths import output_folder
+from .arg_types import positive_int
+
 
 def _add_model(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
@@ -19,9 +22,9 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="backend CPU threads (0: the runtime's default; default: 1 on a machine of 2 cores "
                         "or fewer, where more threads make PyTorch many times slower, else 0)")
-    p.add_argument("--out", default=None, help="report folder (default eval_out/<kind>)")
+    p.add_argument("--out", default=None, type=output_folder, help="report folder (default eval_out/<kind>)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-frames", type=positive_int, default=None, help="only the first N frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             entries, bad = ke.parse_split(args.split, args.root, args.gt_root, args.calib)
             for b in bad:
                 print(f"edepth eval: split line {b['line']} skipped: {b['reason']}", file=sys.stderr)
-            if args.max_frames:
+            if args.max_frames is not None:
                 entries = entries[: args.max_frames]
             res = ke.evaluate(entries, pipeline, out_dir=out, ground=args.ground, camera_height=args.camera_height,
                               crop=crop, skipped=bad, progress=not args.quiet, model_name=model_name,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
+
+from ..safe_paths import output_file
 
 
 def add_arguments(parser) -> None:
@@ -21,7 +24,8 @@ def add_arguments(parser) -> None:
                              "was trained with (another kind is refused)")
     parser.add_argument("--text-model", metavar="DIR",
                         help="that encoder's folder, where it is no longer where training found it")
-    parser.add_argument("--out", required=True, help="output .onnx path (the sidecar goes beside it as .json)")
+    parser.add_argument("--out", required=True, type=output_file,
+                        help="output .onnx path (the sidecar goes beside it as .json)")
     parser.add_argument("--dynamic-batch", action="store_true", help="export a dynamic batch axis")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
@@ -32,7 +36,7 @@ def add_arguments(parser) -> None:
                              "CPU kernels keep its blocked layout; see edepth_ros/onnx_passes.py)")
     parser.add_argument("--no-strict", action="store_true",
                         help="write the file even if parity or the FP16 check fails (reported only)")
-    parser.add_argument("--json", metavar="FILE", help="also write the check report as JSON here")
+    parser.add_argument("--json", metavar="FILE", type=output_file, help="also write the check report as JSON here")
 
 
 def run(args) -> int:
@@ -45,6 +49,13 @@ def run(args) -> int:
     from ..model_io import ModelFileError
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    from ..model_io import sidecar_path
+
+    if args.json and Path(args.json).resolve() == sidecar_path(Path(args.out)).resolve():
+        # the report written there would replace the sidecar every backend needs to load the model
+        print(f"edepth export: --json {args.json} is the sidecar of --out {args.out}; give another file name",
+              file=sys.stderr)
+        return 2
     try:
         text = read_texts(args.text_from) if args.text_from else args.text
         report = export_onnx(args.checkpoint, args.height, args.width, text, args.out,

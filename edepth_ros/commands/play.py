@@ -6,18 +6,21 @@ import argparse
 import os
 import sys
 
+from .arg_types import positive_float
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", help="bag folder or .mcap/.db3 file")
-    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (0.5: half speed)")
+    parser.add_argument("--rate", type=positive_float, default=1.0, help="playback speed factor (0.5: half speed)")
     parser.add_argument("--loop", action="store_true", help="start again at the end (until Ctrl-C)")
     parser.add_argument("--topics", nargs="+", default=None, help="only these topics (default: all)")
     parser.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="publish FROM under TO")
     parser.add_argument("--no-clock", action="store_true", help="do not publish /clock")
-    parser.add_argument("--clock-hz", type=float, default=100.0, help="/clock rate in bag time")
+    parser.add_argument("--clock-hz", type=positive_float, default=100.0, help="/clock rate in bag time")
     parser.add_argument("--wait-for", nargs="+", default=[], metavar="TOPIC",
                         help="wait until these (published) topics have a subscriber before starting")
-    parser.add_argument("--wait-timeout", type=float, default=30.0)
+    parser.add_argument("--wait-timeout", type=positive_float, default=30.0,
+                        help="seconds to wait for --wait-for subscribers")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
 
 
@@ -52,4 +55,7 @@ def run(args: argparse.Namespace) -> int:
           f"{stats.clock_messages} /clock messages, max lag {stats.max_lag_ms:.1f} ms")
     if stats.truncated:
         print(f"  note: the bag ends early ({stats.truncated})")
+    if not stats.published:  # every topic asked for lacks its message package here (a stop signal is not this)
+        print(f"edepth play: no topic of {args.bag} could be replayed, so no message was", file=sys.stderr)
+        return 1
     return 0

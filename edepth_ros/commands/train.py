@@ -9,11 +9,13 @@ import argparse
 import json
 import sys
 
+from ..safe_paths import output_folder
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="training config (YAML), e.g. models/demo.yaml")
     parser.add_argument("--resume", action="store_true", help="continue from output.dir/latest.pt")
-    parser.add_argument("--output", default=None, help="override output.dir")
+    parser.add_argument("--output", default=None, type=output_folder, help="override output.dir")
     parser.add_argument("--max-steps", type=int, default=None, help="override train.max_steps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
 

@@ -248,7 +248,8 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
             # a frame with no ground truth to score is not evaluated (its metrics would be NaN)
             gt_mask = M.gt_valid_mask(gt, min_depth, max_depth, crop)
             if not gt_mask.any():
-                skip(_no_gt_reason(gt, gt_topic, bool(depth_topic), gt_msg, min_depth, max_depth, crop))
+                skip(bio.no_ground_truth_reason(gt_topic, gt, gt_msg, min_depth, max_depth,
+                                                f" inside the {crop} crop" if crop else ""))
                 return
             plane = None
             if ground_frame:
@@ -376,20 +377,6 @@ def _stamp_problem(reader: bio.BagReader, topics: list) -> str | None:
         if all(len(v) >= bio.STAMP_CHECK_MESSAGES for v in stamps.values()):
             break
     return bio.header_stamps_problem(stamps)
-
-
-def _no_gt_reason(gt, gt_topic: str, depth_image: bool, gt_msg, min_depth: float, max_depth: float, crop) -> str:
-    """Why a frame's ground truth has no pixel to score, naming the likely cause (wrong unit, no point
-    in view)."""
-    where = f" inside the {crop} crop" if crop else ""
-    reason = f"{gt_topic}: no ground-truth pixel in {min_depth:g}-{max_depth:g} m{where}"
-    values = gt[np.isfinite(gt) & (gt > 0)]
-    if depth_image and values.size and (values >= max_depth).all():
-        reason += (f"; every value is beyond {max_depth:g} m: is this {getattr(gt_msg, 'encoding', '')} depth in "
-                   "millimetres? 32FC1 is metres (REP 118), 16UC1 millimetres: convert it")
-    elif not depth_image and not values.size:
-        reason += "; no point of the cloud lands in the image"
-    return reason
 
 
 def write_report(res: BagEvalResult, out: Path, bag, gt_topic: str, pvt, examples, model_name: str, crop,

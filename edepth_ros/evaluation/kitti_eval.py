@@ -93,6 +93,8 @@ def _parse_line(no: int, parts: list[str], root: Path, gt_root: Path, calib_dir)
             raise ValueError(f"line {no}: {parts[0]!r} is not <date>/<drive>")
         date, drive = date_drive.split("/", 1)
         side = parts[2] if len(parts) > 2 else "l"
+        if side not in ("l", "r"):  # anything else used to mean the left camera
+            raise ValueError(f"line {no}: side {side!r}: use 'l' (image_02) or 'r' (image_03)")
         cam = 3 if side == "r" else 2
         idx = f"{int(parts[1]):010d}"
         return SplitEntry(
@@ -237,10 +239,16 @@ def evaluate(entries: list[SplitEntry], pipeline, out_dir=None, ground: str = "n
             log.warning("skipping %s (line %d): %s", entry.name, entry.line_no, exc)
             res.skipped.append({"line": entry.line_no, "name": entry.name, "reason": str(exc)})
             continue
+        gt_mask = M.gt_valid_mask(gt, min_depth, max_depth, crop)
+        if not gt_mask.any():  # nothing to score: its metrics would be NaN, silently out of the mean
+            reason = (f"{entry.gt or 'projected LiDAR'}: no ground-truth pixel in {min_depth:g}-{max_depth:g} m"
+                      + (f" inside the {crop} crop" if crop else ""))
+            log.warning("skipping %s (line %d): %s", entry.name, entry.line_no, reason)
+            res.skipped.append({"line": entry.line_no, "name": entry.name, "reason": reason})
+            continue
         t0 = time.perf_counter()
         out = pipeline.process(frame)
         wall_ms = (time.perf_counter() - t0) * 1000.0
-        gt_mask = M.gt_valid_mask(gt, min_depth, max_depth, crop)
         score = M.score_frame(out.depth, gt, min_depth, max_depth, crop, gt_mask=gt_mask)
         emb = M.score_frame(out.embodied.depth, gt, min_depth, max_depth, crop, bins=None, gt_mask=gt_mask)
         M.merge_bins(res.bins, score.bins)
@@ -251,6 +259,8 @@ def evaluate(entries: list[SplitEntry], pipeline, out_dir=None, ground: str = "n
             **score.metrics, **{f"embodied_{k}": emb.metrics[k] for k in ("abs_rel", "rmse", "d1")},
             "embodied_coverage": emb.coverage,
             "latency_ms": wall_ms, **{k: float(v) for k, v in out.timings.items()},
+            # a frame with no depth at any ground-truth pixel has NaN metrics, left out of the means: said
+            "note": "" if score.pixels else (getattr(out, "problem", "") or "no depth at any ground-truth pixel"),
         })
     res.mean = M.mean_metrics(res.per_frame)
     res.embodied_mean = {k: float(np.nanmean([r[f"embodied_{k}"] for r in res.per_frame]))
@@ -287,6 +297,9 @@ def write_report(res: KittiEvalResult, out: Path, pipeline, pvt, entries, ground
         "# KITTI depth evaluation", "",
         f"- model: {model_name or pipeline.backend.name}",
         f"- frames evaluated: {len(res.per_frame)}; skipped: {len(res.skipped)}",
+        f"- frames with no depth at any ground-truth pixel (NaN metrics, left out of the means): "
+        f"{sum(1 for r in res.per_frame if r['note'])}"
+        + "".join(f"; {r['name']}: {r['note']}" for r in res.per_frame if r["note"]),
         f"- protocol: {crop or 'no'} crop, ground truth {M.MIN_DEPTH:g}-{M.MAX_DEPTH:g} m, predictions clamped to that range, "
         "metrics averaged over frames",
         f"- ground plane for the embodied depth: {ground_text}",

@@ -36,7 +36,7 @@ from ..model_io import sha256_file, sidecar_path
 from . import convert, params
 from .tf_source import make_pose_source
 
-NODE_NAME = "edepth_node"
+NODE_NAME = params.NODE_NAME
 
 
 class NewestSlot:
@@ -593,8 +593,23 @@ class EdepthNode(Node):
         return super().destroy_node()
 
 
+def _check_params_files(argv: list) -> None:
+    """rcl reports a params file it cannot read as a traceback out of rclpy.init: check each
+    ``--params-file`` first, naming the file and what is wrong with it."""
+    for flag, path in zip(argv, argv[1:]):
+        if flag == "--params-file" and not params.load_params_file(path):
+            print(f"[{NODE_NAME}] note: params file {path} is empty; every parameter keeps its default",
+                  file=sys.stderr, flush=True)
+
+
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    try:
+        _check_params_files(list(sys.argv if args is None else args))
+        rclpy.init(args=args)
+    except Exception as exc:  # ours (ParameterError), or rcl's for an unparsable -p NAME or params file
+        text = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        print(f"[{NODE_NAME}] cannot start: {text}", file=sys.stderr, flush=True)
+        return 2
     node = None
     code = 0
     try:

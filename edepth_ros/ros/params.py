@@ -170,15 +170,30 @@ def _check_one(spec: ParamSpec, value: Any) -> Any:
     return value
 
 
+NODE_NAME = "edepth_node"
+
 # parameters rclpy itself reads (they may be in any node's params file)
 ROS_OWN = {"use_sim_time", "start_type_description_service"}
-ROS_OWN_PREFIXES = ("qos_overrides.",)
+
+
+def _refuse_qos_overrides(names) -> None:
+    """rclpy applies ``qos_overrides.<topic>.<entity>.<policy>`` only to entities created with
+    qos_overriding_options; this node sets QoS per topic group with its own parameters, so such an
+    override would be accepted and do nothing: refused, naming the parameter to use."""
+    given = sorted(n for n in names if n.startswith("qos_overrides."))
+    if given:
+        policy = given[0].rsplit(".", 1)[-1]
+        policy = policy if policy in ("reliability", "depth", "durability") else "reliability|depth|durability"
+        raise ParameterError(
+            f"parameter '{given[0]}': this node does not read rclpy's qos_overrides; set its QoS with "
+            f"qos.<{'|'.join(QOS_TOPICS)}>.{policy} instead (docs/node.md)")
 
 
 def validate(values: dict) -> dict:
     """Defaults overlaid with ``values``, each checked; cross-parameter rules too. Unknown names
     raise (a misspelt parameter in a params file would otherwise be silently ignored)."""
-    unknown = sorted(n for n in set(values) - set(SPECS) - ROS_OWN if not n.startswith(ROS_OWN_PREFIXES))
+    _refuse_qos_overrides(values)
+    unknown = sorted(set(values) - set(SPECS) - ROS_OWN)
     if unknown:
         raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}; see docs/node.md for the list")
     out = defaults()
@@ -222,21 +237,52 @@ def default_model() -> Optional[Path]:
     return None
 
 
-def read_params_file(path) -> dict:
-    """The ros__parameters of a params YAML (``/**`` or ``edepth_node`` section), flattened to dotted names."""
+def load_params_file(path) -> dict:
+    """A params YAML's top-level mapping ({} for an empty file), or ParameterError naming the file:
+    missing, not YAML, not a mapping."""
     import yaml
 
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"params file {path}: {'a folder' if path.is_dir() else 'no such file'}; "
+                             "give the path of a YAML file ('<node>: ros__parameters: ...')")
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:  # safe_load: python tags are refused, never run
         raise ParameterError(f"{path}: not a readable YAML params file ({str(exc).splitlines()[0]})") from None
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise ParameterError(f"{path}: expected a mapping '<node>: ros__parameters: ...', got {type(data).__name__}")
-    section = None
-    for key in ("/**", "edepth_node", "/edepth_node"):
-        if key in data:
-            section = data[key]
-            break
+    for key, section in data.items():  # what rcl's parser needs of every node's (or namespace's) section
+        if not _has_ros_parameters(section):
+            raise ParameterError(f"{path}: section '{key}' has no 'ros__parameters:' key; write "
+                                 f"'{key}: {{ros__parameters: {{name: value}}}}' (as nested YAML blocks)")
+    return data
+
+
+def _node_section(data: dict):
+    """This node's section: '/**', 'edepth_node', '/cam/edepth_node' or inside namespaces ('/cam: edepth_node:')."""
+    for key, value in data.items():
+        if str(key) in ("/**", "**") or str(key).rstrip("/").split("/")[-1] == NODE_NAME:
+            return value
+    for value in data.values():
+        if isinstance(value, dict) and "ros__parameters" not in value:
+            found = _node_section(value)
+            if found is not None:
+                return found
+    return None
+
+
+def _has_ros_parameters(section) -> bool:
+    """A node section holds ros__parameters; a namespace section ('/cam: edepth_node: ...') a node section."""
+    return isinstance(section, dict) and ("ros__parameters" in section
+                                          or any(_has_ros_parameters(v) for v in section.values()))
+
+
+def read_params_file(path) -> dict:
+    """The ros__parameters of a params YAML (``/**`` or ``edepth_node`` section), flattened to dotted names."""
+    data = load_params_file(path)
+    section = _node_section(data)
     if section is None and len(data) == 1:
         section = next(iter(data.values()))
     if not isinstance(section, dict) or "ros__parameters" not in section:
@@ -263,9 +309,18 @@ def declare_all(node) -> dict:
     """
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
     from rclpy.exceptions import ParameterException
+    from rclpy.parameter import Parameter
 
+    # rclpy keeps no public list of the overrides it was given (params file, -p)
+    given = getattr(node, "_parameter_overrides", None)
+    given = given if given is not None else {}
     values = {}
     for spec in PARAMS:
+        override = given.get(spec.name)
+        if spec.kind is float and override is not None and override.type_ == Parameter.Type.INTEGER:
+            # YAML's `max_depth: 60` is an integer, which rclpy refuses for a double: taken as 60.0,
+            # as validate() (and so a params-file check) takes it
+            given[spec.name] = Parameter(spec.name, Parameter.Type.DOUBLE, float(override.value))
         desc = ParameterDescriptor(description=spec.description, additional_constraints=spec.constraints(),
                                    read_only=True)
         if spec.range is not None and spec.kind is float:
@@ -276,16 +331,12 @@ def declare_all(node) -> dict:
         try:
             param = node.declare_parameter(spec.name, spec.default, desc)
         except ParameterException as exc:
-            # rclpy refuses an integer for a float parameter: the usual cause is "2" written for 2.0
-            hint = " (write floats with a decimal point, e.g. 2.0)" if spec.kind is float and "type" in str(exc) else ""
-            raise ParameterError(f"parameter '{spec.name}': {exc}{hint}; allowed: "
+            raise ParameterError(f"parameter '{spec.name}': {exc}; allowed: "
                                  f"{spec.constraints() or spec.kind.__name__}") from exc
         values[spec.name] = param.value
     # the node does not declare from overrides, so a misspelt name in a params file or on the command
-    # line would be silently ignored; rclpy keeps no public list of the overrides it was given
-    given = getattr(node, "_parameter_overrides", None) or {}
-    values.update({name: p.value for name, p in given.items()
-                   if name not in SPECS and not name.startswith(ROS_OWN_PREFIXES) and name not in ROS_OWN})
+    # line would be silently ignored: validate() refuses the names it does not know
+    values.update({name: p.value for name, p in given.items() if name not in SPECS and name not in ROS_OWN})
     return validate(values)
 
 

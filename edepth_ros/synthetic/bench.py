@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safe_paths import output_file
+
 
 def _times(fn, repeats: int) -> list[float]:
     fn()  # warm caches (rays, plane geometry)
@@ -86,7 +88,7 @@ def run(repeats: int = 10, kitti: Path | None = None) -> dict:
 def main(argv=None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     p = argparse.ArgumentParser(prog="python -m edepth_ros.synthetic.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--json", type=output_file, help="also write the results here")
     p.add_argument("--repeats", type=int, default=10)
     project = Path(__file__).resolve().parents[2]
     p.add_argument("--kitti", type=Path, default=Path(os.environ.get("EDEPTH_KITTI_SAMPLES", project.parent / "shared" / "kitti")))

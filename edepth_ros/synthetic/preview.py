@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..safe_paths import output_folder
+
 # Cityscapes train-id colours (RGB), for label pictures
 PALETTE = np.zeros((256, 3), np.uint8)
 PALETTE[:19] = [
@@ -63,7 +65,7 @@ def write_preview(frame, path: Path, segmenter=None) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m edepth_ros.synthetic.preview", description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
+    p.add_argument("--out", type=output_folder, required=True, help="folder for the PNGs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, nargs="+", default=[0, 10, 20])
     p.add_argument("--width", type=int, default=1242)

@@ -482,7 +482,7 @@ class BagDataset(DepthDataset):
                 usable = np.isfinite(depth) & (depth > 0.1) & (depth < self.max_depth)
                 if not usable.any():
                     values = depth[np.isfinite(depth) & (depth > 0)]
-                    skip(_no_supervision_reason(values, gt_topic, gmsg, self.max_depth),
+                    skip(bio.no_ground_truth_reason(gt_topic, depth, gmsg, 0.1, self.max_depth),
                          f"{where}, median value {np.median(values):.4g}" if values.size else where)
                     continue
                 if plane_height is not None:
@@ -555,17 +555,6 @@ def _same_frame(key: str, topic: str, frame: str, image_frame: str, image_topic:
     if frame and image_frame and frame != image_frame:
         raise DatasetError(f"{key}: '{topic}' has frame_id '{frame}' but image topic '{image_topic}' has "
                            f"'{image_frame}' ({where}); {fix} (the same frame_id)")
-
-
-def _no_supervision_reason(values: np.ndarray, topic: str, msg, max_depth: float) -> str:
-    """Why a frame's finite positive ground-truth ``values`` give the loss nothing, with the likely cause."""
-    reason = f"'{topic}': no ground-truth pixel in 0.1-{max_depth:g} m"
-    if values.size and (values >= max_depth).all() and getattr(msg, "encoding", "") == "32FC1":
-        reason += (f"; every value is beyond {max_depth:g} m: is this 32FC1 depth in millimetres? 32FC1 is metres "
-                   "(REP 118), 16UC1 millimetres: convert it to metres")
-    elif not values.size:
-        reason += "; no ground truth lands in the image"
-    return reason
 
 
 def _same_size(key: str, topic: str, hw, rgb: np.ndarray, image_topic: str, bag, t_ns: int) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..metrics import METRIC_NAMES, depth_metrics, mean_metrics
+from ..safe_paths import output_file, output_folder
 
 
 # ---------------------------------------------------------------------------- costs
@@ -273,16 +274,16 @@ def main(argv=None) -> int:
     a = sub.add_parser("ablation")
     a.add_argument("--config", default="models/demo.yaml")
     a.add_argument("--steps", type=int, default=120)
-    a.add_argument("--out", default="runs/ablation")
+    a.add_argument("--out", default="runs/ablation", type=output_folder)
     a.add_argument("--variants", nargs="*")
     a.add_argument("--seeds", nargs="*", type=int, default=[0], help="training seeds; one run per variant and seed")
     k = sub.add_parser("kitti")
     k.add_argument("--checkpoint", default="models/demo/model.pt")
     k.add_argument("--kitti", default=os.environ.get("EDEPTH_KITTI_SAMPLES", "../shared/kitti"))
-    k.add_argument("--png", default=None)
+    k.add_argument("--png", default=None, type=output_file)
     cu = sub.add_parser("curves")
     cu.add_argument("--run", default="models/demo")
-    cu.add_argument("--png", default="docs/img/demo_training.png")
+    cu.add_argument("--png", default="docs/img/demo_training.png", type=output_file)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
