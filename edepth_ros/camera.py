@@ -43,8 +43,8 @@ class CameraModelError(ValueError):
 
 
 def _matrix(value, shape, field: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
+    try:  # a copy: a model must not change when the caller reuses its buffer (the caches key on it)
+        arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise CameraModelError(f"{field}: not numeric ({exc})") from None
     if arr.size != shape[0] * shape[1]:
@@ -59,8 +59,8 @@ def _matrix(value, shape, field: str) -> np.ndarray:
 
 
 def _vector(value, field: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
+    try:  # a copy, as _matrix
+        arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise CameraModelError(f"{field}: not numeric ({exc})") from None
     if arr.ndim > 1:
@@ -198,9 +198,16 @@ class CameraModel:
             self.distortion_model = model
             self.stereo_offset = np.zeros(3)
         self.P = Pm
+        self._freeze()
         self._rays: Optional[np.ndarray] = None
         if not self.rectified:
             self.rays()  # undistorted once per model, here, so an uninvertible D is refused at once
+
+    def _freeze(self) -> None:
+        """A model is a value: its arrays are read-only, so the caches keyed on them stay true."""
+        for arr in (self.K, self.D, self.R, self.P, self.stereo_offset):
+            if arr is not None:
+                arr.flags.writeable = False
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -294,6 +301,7 @@ class CameraModel:
         new.__dict__.update(self.__dict__)
         new.width, new.height = _size(width, "width"), _size(height, "height")
         new.K, new.P, new._rays = K, P, None
+        new._freeze()
         return new
 
     def resized(self, width: int, height: int, scale: Optional[tuple] = None) -> "CameraModel":

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -28,7 +29,7 @@ from .model_io import read_sidecar, sidecar_path, stale_export
 from .bags import io as bio
 from .bags import make_bag as mb
 from .evaluation import report
-from .ros_env import ros_environment
+from .ros_env import domain_id_problem, ros_environment
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_DOMAIN = 99
@@ -188,11 +189,19 @@ def _tail(path: Path, n: int = 15) -> str:
 def run_demo(opts: DemoOptions) -> DemoResult:
     say = opts.log
     t_start = time.perf_counter()
+    for name in ("rate", "timeout"):  # before any work, not after the bag is built and the node started
+        value = getattr(opts, name)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise DemoError(f"--{name} {value}: must be a finite number > 0")
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
-    domain = opts.domain_id if opts.domain_id is not None else int(os.environ.get("ROS_DOMAIN_ID", DEFAULT_DOMAIN))
+    domain = opts.domain_id if opts.domain_id is not None else os.environ.get("ROS_DOMAIN_ID") or DEFAULT_DOMAIN
+    problem = domain_id_problem(domain)
+    if problem:  # before any work: Fast DDS would end the node from C with a port error
+        raise DemoError(f"{'--domain-id' if opts.domain_id is not None else 'ROS_DOMAIN_ID'} {problem}")
+    domain = int(domain)
     env = ros_environment(domain)
     os.environ.update(env)  # this process replays the bag: same middleware settings as the children
 

@@ -29,6 +29,34 @@ class Frame:
     stamp: float = 0.0
     frame_id: str = ""
 
+    def __post_init__(self):
+        # isinstance only (every frame passes here): a 4x4 T_cam_from_ground, a camera height or a
+        # K matrix would otherwise fail as an AttributeError deep in the segmenter
+        from .camera import CameraModel
+        from .ground import GroundPlane
+
+        if self.plane is not None and not isinstance(self.plane, GroundPlane):
+            from .pipeline import PipelineError
+
+            raise PipelineError(
+                f"frame.plane: expected a GroundPlane or None, got {_described(self.plane)}; build it with "
+                "GroundPlane.from_transform(T_cam_from_ground) from a 4x4 pose or "
+                "GroundPlane.from_static(height, pitch, roll) from a mounting height"
+            )
+        if not isinstance(self.camera, CameraModel):
+            from .pipeline import PipelineError
+
+            raise PipelineError(
+                f"frame.camera: expected a CameraModel, got {_described(self.camera)}; build it with "
+                "CameraModel.from_intrinsics(fx, fy, cx, cy, width, height) or CameraModel.from_camera_info(info)"
+            )
+
+
+def _described(value) -> str:
+    """A wrong argument's type (and shape for arrays), for an error message."""
+    shape = getattr(value, "shape", None)
+    return f"{type(value).__name__} {tuple(shape)}" if shape is not None else f"{type(value).__name__} {value!r:.40}"
+
 
 @dataclass
 class DepthResult:

@@ -292,8 +292,10 @@ class PlaneTracker:
     update(fit, stamp): fit may be None (no fit this frame). A fit further than max_angle_jump /
     max_height_jump from the current estimate is an outlier; `confirm_frames` consecutive outliers
     that agree with each other re-initialise (the mounting really changed). Without fits for
-    `timeout` seconds the estimate relaxes back to `prior` (the static mounting) if one is given.
-    Smoothing is exponential with weight `alpha` for each new fit.
+    `timeout` seconds the estimate relaxes back to `prior` (the static mounting) if one is given,
+    with time constant `relax_tau` seconds (the same at any frame rate). Smoothing is exponential
+    with weight `alpha` for each new fit. A stamp before the last one (a bag looped, the clock
+    reset) starts again from the prior.
     """
 
     prior: Optional[GroundPlane] = None
@@ -302,14 +304,18 @@ class PlaneTracker:
     max_height_jump: float = 0.25
     confirm_frames: int = 5
     timeout: float = 2.0
+    relax_tau: float = 1.0
     limits: Optional[PoseLimits] = field(default_factory=PoseLimits)
     _plane: Optional[GroundPlane] = field(default=None, init=False, repr=False)
     _last_fit_stamp: Optional[float] = field(default=None, init=False, repr=False)
-    _outliers: list = field(default_factory=list, init=False, repr=False)
+    _last_stamp: Optional[float] = field(default=None, init=False, repr=False)
+    _outliers: list = field(default_factory=list, init=False, repr=False)  # the last confirm_frames at most
 
     def __post_init__(self):
         if not 0.0 < self.alpha <= 1.0:
             raise ValueError(f"PlaneTracker.alpha: {self.alpha}; must be in (0, 1]")
+        if not (math.isfinite(self.relax_tau) and self.relax_tau > 0):
+            raise ValueError(f"PlaneTracker.relax_tau: {self.relax_tau}; must be a number of seconds > 0")
         self._plane = self.prior
 
     @property
@@ -317,7 +323,7 @@ class PlaneTracker:
         return self._plane
 
     def reset(self) -> None:
-        self._plane, self._last_fit_stamp, self._outliers = self.prior, None, []
+        self._plane, self._last_fit_stamp, self._last_stamp, self._outliers = self.prior, None, None, []
 
     @staticmethod
     def _differs(a: GroundPlane, b: GroundPlane) -> tuple[float, float]:
@@ -330,6 +336,10 @@ class PlaneTracker:
         return GroundPlane(n, (1 - w) * current.height + w * new.height)
 
     def update(self, fit: Optional[GroundPlane], stamp: float) -> Optional[GroundPlane]:
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            self.reset()  # time went back: what was tracked belongs to another run
+        dt = 0.0 if self._last_stamp is None else stamp - self._last_stamp
+        self._last_stamp = stamp
         if fit is not None and self.limits is not None:
             try:
                 self.limits.check(fit)
@@ -338,15 +348,16 @@ class PlaneTracker:
         if fit is None:
             if (self.prior is not None and self._plane is not None and self._last_fit_stamp is not None
                     and stamp - self._last_fit_stamp > self.timeout):
-                self._plane = self._blend(self._plane, self.prior, self.alpha)
+                self._plane = self._blend(self._plane, self.prior, 1.0 - math.exp(-dt / self.relax_tau))
             return self._plane
         if self._plane is None:
             self._plane, self._last_fit_stamp = fit, stamp
             return self._plane
         angle, dh = self._differs(self._plane, fit)
         if angle > self.max_angle_jump or dh > self.max_height_jump:
+            self._outliers = self._outliers[-(self.confirm_frames - 1):] if self.confirm_frames > 1 else []
             self._outliers.append(fit)
-            recent = self._outliers[-self.confirm_frames:]
+            recent = self._outliers
             if len(recent) >= self.confirm_frames and all(
                     a <= self.max_angle_jump and h <= self.max_height_jump
                     for a, h in (self._differs(recent[-1], p) for p in recent)):

@@ -23,6 +23,17 @@ class PointCloudError(ValueError):
     """Bad input to the point-cloud functions; the message names the argument."""
 
 
+def check_decimation(decimation) -> int:
+    """decimation as an int >= 1 (keep every N-th pixel in x and y); PointCloudError naming it for
+    0, negatives, a fraction such as 2.5 (never truncated), NaN, a bool or a string."""
+    ok = isinstance(decimation, (int, np.integer)) and not isinstance(decimation, (bool, np.bool_))
+    if not ok and isinstance(decimation, (float, np.floating)) and float(decimation).is_integer():
+        ok = True  # 2.0: exactly an integer
+    if not ok or int(decimation) < 1:
+        raise PointCloudError(f"decimation: must be an integer >= 1 (keep every N-th pixel), got {decimation!r}")
+    return int(decimation)
+
+
 def pack_rgb(rgb: np.ndarray) -> np.ndarray:
     """uint8 (..., 3) RGB -> float32 (...) holding the bits 0x00RRGGBB (PointCloud2 ``rgb``)."""
     rgb = np.asarray(rgb)
@@ -105,9 +116,7 @@ def cloud_array(
     depth = np.asarray(depth)
     if depth.ndim != 2 or depth.dtype != np.float32:
         raise PointCloudError(f"depth: expected float32 (H, W), got {depth.dtype} {depth.shape}")
-    decimation = int(decimation)
-    if decimation < 1:
-        raise PointCloudError(f"decimation: must be >= 1, got {decimation}")
+    decimation = check_decimation(decimation)
     if not (max_range > 0):
         raise PointCloudError(f"max_range: must be > 0, got {max_range}")
     if rgb is not None:
@@ -145,15 +154,21 @@ def cloud_array(
     return cv2.merge(planes).reshape(shape)
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _valid_mask(z: np.ndarray, min_depth: float, max_range: float) -> np.ndarray:
-    """uint8 255 where min_depth < z <= max_range (cv2.inRange is inclusive and false for NaN)."""
+    """uint8 255 where min_depth < z <= max_range and z is finite (cv2.inRange is inclusive and
+    false for NaN; the upper bound is capped at float32's largest value, so +inf depth, REP 118's
+    "too far", is never a point, even with max_range = inf)."""
     lo = float(np.nextafter(np.float32(min_depth), np.float32(np.inf)))
-    return cv2.inRange(z, lo, float(max_range))
+    return cv2.inRange(z, lo, min(float(max_range), _F32_MAX))
 
 
 def count_valid(depth: np.ndarray, decimation: int = 1, max_range: float = math.inf, min_depth: float = 0.0) -> int:
     """How many points an unorganised ``cloud_array`` with these settings returns."""
-    z = np.ascontiguousarray(depth[::int(decimation), ::int(decimation)])
+    decimation = check_decimation(decimation)
+    z = np.ascontiguousarray(depth[::decimation, ::decimation])
     return int(cv2.countNonZero(_valid_mask(z, min_depth, max_range)))
 
 

@@ -65,6 +65,12 @@ def check_rgb(rgb, camera=None, what: str = "rgb") -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def _kind(value) -> str:
+    """A wrong argument's type (and shape for arrays), for an error message."""
+    shape = getattr(value, "shape", None)
+    return f"{type(value).__name__} {tuple(shape)}" if shape is not None else type(value).__name__
+
+
 class LabelImageSegmenter:
     """Pass-through for labels made elsewhere: `set_labels(labels)` before each `segment`, or
     construct with a callable `source(rgb, camera, plane) -> labels` (e.g. a learned network).
@@ -211,20 +217,32 @@ class GeometricSegmenter:
         return geo
 
     def _plane(self, plane):
-        if plane is not None:
-            return plane
         from .ground import GroundPlane
 
-        return GroundPlane.from_static(self.config.default_height)
+        if plane is None:
+            return GroundPlane.from_static(self.config.default_height)
+        if not isinstance(plane, GroundPlane):
+            raise SegmenterError(
+                f"plane: expected a GroundPlane or None, got {_kind(plane)}; build it with "
+                "GroundPlane.from_transform(T_cam_from_ground) or GroundPlane.from_static(height, pitch, roll)"
+            )
+        return plane
 
     # ------------------------------------------------------------------ segmentation
     def segment(self, rgb, camera, plane=None) -> np.ndarray:
         import cv2
 
+        from .camera import CameraModel
+
+        if not isinstance(camera, CameraModel):
+            raise SegmenterError(
+                f"camera: expected the image's CameraModel, got {_kind(camera)}; build it with "
+                "CameraModel.from_intrinsics(...) or CameraModel.from_camera_info(info)"
+            )
+        plane = self._plane(plane)
         rgb = check_rgb(rgb, camera)
         cfg = self.config
         H, W = rgb.shape[:2]
-        plane = self._plane(plane)
         cam, inv, depth, lateral, below_full = self._geometry(camera, plane)
         h, w = cam.height, cam.width
         small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)

@@ -515,3 +515,54 @@ def test_unusable_label_images_fall_back_to_the_segmenter_as_the_node(bag, pipel
     assert note.startswith(f"built-in segmenter for {N} frames: /camera/semantic: ") and "rgb8" in note
     # with the label images as recorded, nothing falls back
     assert not [n for n in be.evaluate_bag(bag, pipeline, **kw).notes if n.startswith("built-in segmenter")]
+
+
+def test_frames_given_no_depth_are_said_not_silently_left_out_of_the_mean(bag, pipeline, tmp_path):
+    """A frame the pipeline gives no depth for (a lens cap) has NaN metrics: it dropped out of the
+    mean with nothing in the row, the summary or the notes to say so."""
+
+    def capped(at):
+        def cap(tp, t, m):
+            if tp != TOPICS["image_topic"] or t not in at:
+                return [(tp, t, m)]
+            rgb = bio.image_to_rgb(m)
+            return [(tp, t, bio.image_msg(np.zeros_like(rgb), bio.header_ns(m.header), m.header.frame_id))]
+        return cap
+
+    stamps = _image_stamps(bag)
+    res = be.evaluate_bag(_rewrite(bag, tmp_path / "cap", capped(stamps[1:2])), pipeline,
+                          depth_topic="/ground_truth/depth", progress=False, out_dir=tmp_path / "out", plots=False,
+                          **TOPICS)
+    assert len(res.per_frame) == N
+    notes = [r["note"] for r in res.per_frame]
+    assert [n != "" for n in notes] == [False, True, False]
+    assert "unusable" in notes[1] or "no depth" in notes[1]
+    finite = [r["abs_rel"] for r in res.per_frame if r["note"] == ""]
+    assert res.mean["abs_rel"] == pytest.approx(np.mean(finite))
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "frames with no depth at any ground-truth pixel (NaN metrics, left out of the means): 1" in summary
+    assert any("no depth at any ground-truth pixel" in n and "1 frame" in n for n in res.notes)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames_without_depth"] == 1
+    # every frame without depth: exit 1, not 0 with NaN means
+    from edepth_ros.commands import eval as cmd
+
+    p = argparse.ArgumentParser()
+    cmd.add_arguments(p)
+    args = p.parse_args(["bag", str(_rewrite(bag, tmp_path / "caps", capped(stamps))),
+                         "--depth-topic", "/ground_truth/depth", "--embodied-only", "--quiet", "--no-plots", "--out", str(tmp_path / "o")])
+    assert cmd.run(args) == 1
+
+
+def test_ground_truth_logged_seconds_after_its_image_is_still_paired(bag, pipeline, tmp_path):
+    """A ground truth recorded 3 s after its image (a slow LiDAR pipeline; same header stamp) was
+    never paired: the image had stopped waiting after 2 s of the bag."""
+    def late(tp, t, m):
+        return [(tp, t + (3_000_000_000 if tp == "/ground_truth/depth" else 0), m)]
+
+    lagged = _rewrite(bag, tmp_path / "late", late)
+    res = be.evaluate_bag(lagged, pipeline, depth_topic="/ground_truth/depth", progress=False, **TOPICS)
+    ref = be.evaluate_bag(bag, pipeline, depth_topic="/ground_truth/depth", progress=False, **TOPICS)
+    assert not res.skipped and len(res.per_frame) == N
+    assert res.mean["abs_rel"] == pytest.approx(ref.mean["abs_rel"])
+    assert any("logged up to 3.0 s apart" in n for n in res.notes)
+    assert not any("logged up to" in n for n in ref.notes)

@@ -200,3 +200,22 @@ def test_opencv_single_thread_is_fine():
     cv2.setNumThreads(1)
     cam = CameraModel(320, 240, [300, 0, 160, 0, 300, 120, 0, 0, 1], [-0.2, 0.05, 0, 0, 0])
     assert np.isfinite(cam.rays()).all()
+
+
+def test_a_model_does_not_change_when_the_callers_arrays_do():
+    """K, D, R were views of the caller's float64 arrays: a reused buffer edited afterwards changed
+    the model's key but not its cached rays, so a fresh model with the new calibration hit the
+    stale rays (up to 19.5 m of road depth off)."""
+    K = np.array([[700.0, 0, 320], [0, 700, 240], [0, 0, 1]])
+    D = np.array([-0.1, 0.01, 0, 0, 0])
+    R = np.eye(3)
+    cam = CameraModel(640, 480, K, D, R)
+    key, rays = cam.key(), cam.rays().copy()
+    K[0, 0] = 900.0
+    D[0] = -0.3
+    R[:] = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    assert cam.key() == key and cam.fx == 700.0 and cam.D[0] == -0.1
+    assert np.array_equal(cam.rays(), rays)
+    for arr in (cam.K, cam.D, cam.R, cam.resized(320, 240).K, cam.cropped(0, 0, 320, 240).K):
+        with pytest.raises(ValueError):
+            arr[0] = 1.0

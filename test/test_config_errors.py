@@ -44,6 +44,19 @@ def synthetic(**over) -> dict:
      r"train\.schedule\.text_epochs: 5 covers all 2 epochs"),
     ({"train": {"epochs": 2, "schedule": {"mode": "step", "p_text": 1.0}}}, r"train\.schedule\.p_text: 1\.0 makes every step"),
     ({"train": {"epochs": 2, "schedule": {"mode": "epoch", "text_every": 1}}}, r"train\.schedule\.text_every: 1"),
+    # epoch 0 is always a text epoch: one epoch (any text_every) never reaches the image path
+    ({"train": {"epochs": 1, "schedule": {"mode": "epoch", "text_every": 2}}},
+     r"train\.schedule\.text_every: 2 with 1 epoch makes every epoch a text epoch"),
+    # the loss uses only 0.1 m < gt < max_depth: below the floor nothing trains (was: loss 0, rc 0, model written)
+    ({"model": {"arch": "demo", "max_depth": 0.05, "min_depth": 0.001}},
+     r"model\.max_depth: 0\.05 m is at or below the loss's 0\.1 m floor"),
+    ({"model": {"arch": "demo", "max_depth": 0.1, "min_depth": 0.001}}, r"model\.max_depth: 0\.1 m"),
+    # scene seeds are 32-bit: 2**32 and -1 render the scenes of 0 and 2**32 - 1 (held-out leakage)
+    (synthetic(train_seeds=[2 ** 32], val_seeds=[0]), r"data\.train_seeds: seed 4294967296 is outside \[0, 4294967295\]"),
+    (synthetic(val_seeds=[-1]), r"data\.val_seeds: seed -1 is outside \[0, 4294967295\]"),
+    (synthetic(train_seeds={"start": 2 ** 32 - 1, "count": 2}), r"data\.train_seeds: start 4294967295 \+ count 2 goes past"),
+    # refused before the list is built (was: a bare MemoryError)
+    (synthetic(train_seeds={"start": 0, "count": 10 ** 12}), r"data\.train_seeds\.count: 1000000000000 scenes is more than"),
 ])
 def test_bad_values_are_named_at_load(tmp_path, patch, message):
     cfg = base_config(tmp_path / "out")
@@ -62,6 +75,39 @@ def test_kitti_without_ground_truth_is_refused(tmp_path):
         TrainConfig.from_dict(cfg)
     cfg["data"] = {**kitti, "gt_root": str(tmp_path / "raw")}  # depth under the raw folder: fine
     assert TrainConfig.from_dict(cfg).data["gt_root"] == str(tmp_path / "raw")
+
+
+def test_seeds_at_the_32_bit_ends_are_accepted(tmp_path):
+    cfg = {**base_config(tmp_path / "out"), **synthetic(train_seeds=[0], val_seeds=[2 ** 32 - 1])}
+    assert TrainConfig.from_dict(cfg).data["val_seeds"] == [2 ** 32 - 1]
+
+
+@pytest.mark.parametrize("key", ["dir", "publish"])
+def test_output_paths_that_are_files_are_refused_at_load(tmp_path, key):
+    """Was: a FileExistsError traceback when training started (dir) or after the whole run (publish)."""
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    cfg = base_config(tmp_path / "out")
+    cfg["output"][key] = str(afile)
+    with pytest.raises(TrainConfigError, match=f"output\\.{key}: {afile}: a file, not a folder; give a folder"):
+        TrainConfig.from_dict(cfg)
+    cfg["output"][key] = str(afile / "sub")
+    with pytest.raises(TrainConfigError, match=f"output\\.{key}: .*{afile} is a file, so nothing can be written"):
+        TrainConfig.from_dict(cfg)
+
+
+def test_a_key_given_twice_in_the_yaml_is_refused(tmp_path):
+    """yaml.safe_load keeps the last of two values silently (lr 1e-3 ... lr 5e-4 trained at 5e-4)."""
+    config = tmp_path / "dup.yaml"
+    config.write_text(f"model: {{arch: demo}}\ndata: {{kind: synthetic, train_seeds: [0]}}\ntrain:\n"
+                      f"  max_steps: 1\n  lr: 1.0e-3\n  lr_end: 1.0e-4\n  lr: 5.0e-4\noutput: {{dir: {tmp_path / 'o'}}}\n")
+    with pytest.raises(TrainConfigError, match=r"dup\.yaml: train\.lr: given twice \(lines 5 and 7\)"):
+        TrainConfig.load(config)
+    # a YAML merge key may be overridden on purpose: not a duplicate
+    config.write_text(f"description: &common {{lr: 1.0e-3, lr_end: 1.0e-4}}\nmodel: {{arch: demo}}\n"
+                      f"data: {{kind: synthetic, train_seeds: [0]}}\ntrain:\n  <<: *common\n  max_steps: 1\n"
+                      f"  lr: 5.0e-4\noutput: {{dir: {tmp_path / 'o'}}}\n")
+    assert TrainConfig.load(config).train["lr"] == 5.0e-4
 
 
 def test_relative_pretrained_path_is_relative_to_the_project_not_the_cwd(tmp_path, monkeypatch):

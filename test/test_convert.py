@@ -109,6 +109,39 @@ def test_compressed_png_is_lossless_and_jpeg_close():
         convert.compressed_to_rgb(bad)
 
 
+def test_compressed_jpeg_exif_orientation_is_ignored():
+    # the pixels as sent: an EXIF Orientation tag (3 = upside down, 6 = rotated) must not turn them
+    import io
+
+    pil = pytest.importorskip("PIL.Image")
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[: H // 2] = (200, 30, 30)  # top half red
+    msg = convert.rgb_to_compressed(rgb, None, "jpg")
+    for orientation in (3, 6):
+        exif = pil.Exif()
+        exif[0x0112] = orientation
+        buf = io.BytesIO()
+        pil.fromarray(rgb).save(buf, "JPEG", quality=95, exif=exif.tobytes())
+        msg.data = buf.getvalue()
+        out = convert.compressed_to_rgb(msg)
+        assert out.shape == (H, W, 3), orientation
+        assert out[2, 2, 0] > 150 and out[-3, 2, 0] < 50, orientation
+
+
+def test_compressed_jpeg_padding_after_its_end_marker_is_accepted_but_truncation_is_not():
+    smooth = cv2.GaussianBlur(rgb_image(), (7, 7), 3)
+    jpg = bytes(convert.rgb_to_compressed(smooth, None, "jpg").data)
+    ref = convert.compressed_to_rgb(convert.rgb_to_compressed(smooth, None, "jpg"))
+    msg = convert.rgb_to_compressed(smooth, None, "jpg")
+    for pad in (bytes(64), bytes(4096), b"\xff" * 100, b"\x00\xff" * 50):  # UVC/MJPEG buffer padding
+        msg.data = jpg + pad
+        np.testing.assert_array_equal(convert.compressed_to_rgb(msg), ref)
+    for cut in (jpg[:-2], jpg[:-2] + bytes(100), jpg[: len(jpg) // 2] + b"\xff" * 10):
+        msg.data = cut
+        with pytest.raises(convert.ConversionError, match="end-of-image marker"):
+            convert.compressed_to_rgb(msg)
+
+
 def test_camera_info_round_trip_and_checks():
     cam = CameraModel.from_intrinsics(700.0, 710.0, 15.0, 10.0, W, H)
     info = convert.camera_info_from_model(cam, header())
@@ -232,6 +265,27 @@ def test_cloud_builder_reuses_its_buffer_and_resizes_it():
         msg = builder.build(depth, cam, None, max_range=10.0)
         assert bytes(msg.data) == bytes(convert.cloud_to_msg(cloud_array(depth, cam, None, max_range=10.0)).data)
         assert msg.width == np.isfinite(depth).sum()
+
+
+@pytest.mark.parametrize("decimation", [0, -2, 2.5])
+def test_cloud_builder_names_a_bad_decimation_before_slicing(decimation):
+    from edepth_ros.pointcloud import PointCloudError
+
+    cam = CameraModel.from_intrinsics(40.0, 40.0, 15.0, 10.0, W, H)
+    for organised in (False, True):
+        with pytest.raises(PointCloudError, match="decimation: must be an integer >= 1"):
+            convert.CloudMessageBuilder().build(np.ones((H, W), np.float32), cam, organised=organised,
+                                                decimation=decimation)
+
+
+def test_cloud_msg_leaves_out_infinite_depth_and_stays_dense():
+    cam = CameraModel.from_intrinsics(40.0, 40.0, 15.0, 10.0, W, H)
+    depth = np.full((H, W), 5.0, np.float32)
+    depth[0] = np.inf  # REP 118 "too far"
+    msg = convert.cloud_msg(depth, cam)
+    assert msg.width == (H - 1) * W and msg.is_dense
+    assert np.isfinite(convert.cloud_from_msg(msg)).all()
+    assert not convert.cloud_msg(depth, cam, organised=True).is_dense  # NaN where the sky is
 
 
 # ------------------------------------------------------------------ ros/tf_source.py (tf -> plane)

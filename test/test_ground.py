@@ -183,3 +183,29 @@ def test_tracker_smooths_rejects_and_reinitialises():
     assert tr.plane == tr.prior
     with pytest.raises(ValueError, match="alpha"):
         PlaneTracker(alpha=0)
+
+
+def test_tracker_relaxes_by_time_restarts_when_time_goes_back_and_keeps_few_outliers():
+    """The relaxation was a step per call (2.5 s without fits: 0.22 deg left at 10 Hz, 0.00 at
+    100 Hz); after a bag loop (stamps 100 s -> 0) the old pitch stayed; every rejected fit was kept
+    (51 MB after 200,000)."""
+    pitched = GroundPlane.from_static(1.6, pitch=rad(3))
+
+    def relaxed_at(hz):
+        tr = PlaneTracker(prior=GroundPlane.from_static(1.6), alpha=1.0, timeout=0.5)
+        tr.update(pitched, 0.0)
+        for k in range(1, int(2.5 * hz) + 1):
+            p = tr.update(None, k / hz)
+        return math.degrees(p.pitch)
+
+    assert relaxed_at(10) == pytest.approx(relaxed_at(100), abs=0.02)
+    assert 0.01 < relaxed_at(10) < 3.0
+    tr = PlaneTracker(prior=GroundPlane.from_static(1.6), alpha=1.0)
+    tr.update(pitched, 100.0)
+    assert tr.update(None, 0.0) == tr.prior
+    tr = PlaneTracker(prior=GroundPlane.from_static(1.6), alpha=1.0, confirm_frames=3)
+    for k in range(1000):  # fits that keep jumping, never agreeing
+        tr.update(GroundPlane.from_static(1.6, pitch=rad(8 if k % 2 else -8)), 0.1 * k)
+    assert len(tr._outliers) <= 3
+    with pytest.raises(ValueError, match="relax_tau"):
+        PlaneTracker(relax_tau=0)

@@ -163,6 +163,12 @@ def test_frames_with_nothing_to_score_are_skipped_or_said(tmp_path, kitti_dir):
     rc = _cli(["kitti", "--embodied-only", "--root", str(root), "--split", str(split), "--calib",
                str(kitti_dir / "raw_calib" / "2011_09_26"), "--out", str(tmp_path / "out2"), "--no-plots", "--quiet"])
     assert rc == 1
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames_without_depth"] == 1
+    # only frames given no depth: every mean is NaN, exit 1 too
+    split.write_text("rgb/black.png depth/black.png 721.5377\n")
+    rc = _cli(["kitti", "--embodied-only", "--root", str(root), "--split", str(split), "--calib",
+               str(kitti_dir / "raw_calib" / "2011_09_26"), "--out", str(tmp_path / "out3"), "--no-plots", "--quiet"])
+    assert rc == 1
 
 
 def test_bad_split_sides_and_frame_counts_are_refused(tmp_path, capsys):

@@ -628,3 +628,16 @@ def test_soak_memory_flat_under_a_30hz_camera(rig_factory):
           f"node RSS MiB first/max-first-half/max-second-half/last: {rss[0] / 2**20:.1f}/"
           f"{max(rss[:half] or rss) / 2**20:.1f}/{max(rss[half:]) / 2**20:.1f}/{rss[-1] / 2**20:.1f}")
     assert growth < 30, f"node RSS grew {growth:.1f} MiB in the second half of the soak"
+
+
+def test_the_label_image_nearest_the_stamp_is_used_not_the_newest_within_tolerance():
+    """With semantic.stamp_tolerance 0.05 s, 30 Hz labels and labels buffered ahead of the worker, the
+    image at 33 ms got the labels of 67 ms (the newest within tolerance) though its own were there."""
+    from edepth_ros.ros.node import nearest_within
+
+    ms = 1_000_000
+    labels = [(0, "a"), (33 * ms, "b"), (67 * ms, "c"), (100 * ms, "d")]
+    assert nearest_within(labels, 33 * ms, 50 * ms) == "b"
+    assert nearest_within(labels, 35 * ms, 50 * ms) == "b"
+    assert nearest_within(labels, 300 * ms, 50 * ms) is None
+    assert nearest_within([], 0, 50 * ms) is None

@@ -88,6 +88,17 @@ def test_bad_frames_are_named(scene):
         DepthPipeline(EmbodiedOnlyBackend(input_size=(192, 640)), model_input=ModelInput(96, 320))
 
 
+@pytest.mark.parametrize("plane, camera, word", [
+    (np.eye(4), None, r"frame.plane: expected a GroundPlane or None, got ndarray \(4, 4\).*from_transform"),
+    (1.65, None, "frame.plane: expected a GroundPlane or None, got float.*from_static"),
+    (None, np.eye(3), r"frame.camera: expected a CameraModel, got ndarray \(3, 3\)"),
+])
+def test_frame_of_the_wrong_types_is_refused_naming_the_field(scene, plane, camera, word):
+    with pytest.raises(PipelineError, match=word):
+        Frame(scene.rgb, scene.camera if camera is None else camera, plane if plane is not None else scene.plane)
+    assert Frame(scene.rgb, scene.camera, None).plane is None  # no pose: still allowed
+
+
 def kitti_frame(kitti_dir):
     import cv2
 

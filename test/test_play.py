@@ -122,6 +122,31 @@ def test_record_refuses_meaningless_limits_and_fails_when_nothing_arrives(tmp_pa
     assert "never seen in the graph: /no/such/topic" in out and "nothing was recorded" in out, out
 
 
+@pytest.mark.parametrize("command", ["play", "record", "demo"])
+def test_a_domain_id_fast_dds_cannot_use_is_named_before_any_work(command, bag, tmp_path, monkeypatch, capsys):
+    """--domain-id 300 (or ROS_DOMAIN_ID=300) ended the process inside Fast DDS ("[RTPS Error]
+    Calculated port number is too high", exit 1) after the demo had built its bag; demo --rate 0 and
+    --timeout -1 were refused only after the bag was built and the node started."""
+    from edepth_ros.cli import main
+
+    args = {"play": ["play", str(bag)], "record": ["record", str(tmp_path / "rec"), "--topics", "/x"],
+            "demo": ["demo", "--out", str(tmp_path / "demo"), "--cache-dir", str(tmp_path / "cache")]}[command]
+    bad = [("--domain-id", "300", "300: must be 0-232"), ("--domain-id", "-1", "-1: must be 0-232"),
+           ("--domain-id", "x", "'x': not a whole number")]
+    if command == "demo":
+        bad += [("--rate", "0", "0: must be a finite number > 0"), ("--timeout", "-1", "-1: must be a finite number > 0"),
+                ("--timeout", "nan", "nan: must be a finite number > 0"),
+                ("--seed", "4294967296", "4294967296: must be <= 4294967295")]
+    for flag, value, message in bad:
+        with pytest.raises(SystemExit) as exc:
+            main(args + [flag, value])
+        assert exc.value.code == 2 and f"argument {flag}: {message}" in capsys.readouterr().err
+    monkeypatch.setenv("ROS_DOMAIN_ID", "300")
+    assert main(args) == 2
+    assert "ROS_DOMAIN_ID 300: must be 0-232" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "rec").exists()
+
+
 def _offers(path):
     """topic -> [(reliability, durability)] of the offered QoS profiles recorded in the bag."""
     with bio.BagReader(path) as r:

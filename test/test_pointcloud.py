@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from edepth_ros.camera import CameraModel
-from edepth_ros.pointcloud import (PointCloudError, cloud_array, depth_to_points, pack_rgb, unpack_rgb,
-                                   write_ply)
+from edepth_ros.pointcloud import (PointCloudError, cloud_array, count_valid, depth_to_points, pack_rgb,
+                                   unpack_rgb, write_ply)
 
 W, H = 64, 48
 
@@ -122,3 +122,25 @@ def test_infinite_max_range_keeps_far_points(camera):
     depth = np.full((H, W), 500.0, np.float32)
     assert len(cloud_array(depth, camera, max_range=math.inf)) == H * W
     assert len(cloud_array(depth, camera, max_range=100.0)) == 0
+
+
+@pytest.mark.parametrize("decimation", [0, -1, 2.5, float("nan"), "2", True])
+def test_decimation_must_be_a_positive_integer_never_truncated(camera, decimation):
+    depth = np.ones((H, W), np.float32)
+    with pytest.raises(PointCloudError, match="decimation: must be an integer >= 1"):
+        cloud_array(depth, camera, decimation=decimation)
+    with pytest.raises(PointCloudError, match="decimation"):
+        count_valid(depth, decimation)
+
+
+def test_infinite_depth_is_never_a_point(camera):
+    # +inf is REP 118's "too far" (the synthetic sky): no point at infinity, even with max_range = inf
+    depth = np.full((H, W), 5.0, np.float32)
+    depth[0] = np.inf
+    depth[1, :3] = -np.inf
+    for max_range in (math.inf, 100.0):
+        pts = cloud_array(depth, camera, max_range=max_range)
+        assert len(pts) == count_valid(depth, max_range=max_range) == (H - 1) * W - 3
+        assert np.isfinite(pts).all()
+        grid = cloud_array(depth, camera, max_range=max_range, organised=True)
+        assert np.isnan(grid[0, :, :3]).all() and np.isfinite(grid[2:]).all()

@@ -125,6 +125,18 @@ def test_bad_rgb_gives_a_clear_error(segmenter, bad, word):
         segmenter.segment(bad, kitti_camera(64, 32), None)
 
 
+@pytest.mark.parametrize("camera, plane, word", [
+    (None, None, "camera: expected the image's CameraModel, got NoneType"),
+    (np.eye(3), None, r"camera: expected the image's CameraModel, got ndarray \(3, 3\)"),
+    ("kitti", np.eye(4), r"plane: expected a GroundPlane or None, got ndarray \(4, 4\).*from_transform"),
+    ("kitti", 1.65, "plane: expected a GroundPlane or None, got float.*from_static"),
+])
+def test_bad_camera_or_plane_gives_a_clear_error(segmenter, camera, plane, word):
+    cam = kitti_camera(64, 32) if isinstance(camera, str) else camera
+    with pytest.raises(SegmenterError, match=word):
+        segmenter.segment(np.zeros((32, 64, 3), np.uint8), cam, plane)
+
+
 def test_bad_config_names_the_field():
     with pytest.raises(SegmenterError, match="work_scale"):
         GeometricConfig(work_scale=0.0)

@@ -197,10 +197,30 @@ def test_flush_sidewalks_lie_on_the_road_plane():
     (dict(seed=1, height=-5), "height"),
     (dict(seed=1, curb_height=0.5), "curb_height"),
     (dict(seed=1, camera="KITTI"), "camera"),
+    # seeds wrapped modulo 2**32: 2**32 rendered scene 0 (a "held-out" demo scene that was trained on)
+    (dict(seed=2 ** 32), "seed: 4294967296; expected 0..4294967295"),
+    (dict(seed=-1), "seed: -1; expected 0"),
+    # fps inf gave every frame stamp 0 and one pose; 1e-300 rendered at t = 1e300 s; "10" a TypeError
+    (dict(seed=1, fps=float("inf")), "fps: inf; expected a frame rate"),
+    (dict(seed=1, fps=1e-300), "fps"),
+    (dict(seed=1, fps="10"), "fps: '10'"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, word):
     with pytest.raises(SyntheticError, match=word):
         SceneGenerator(**kwargs)
+
+
+def test_the_synthetic_tools_name_bad_input_without_a_traceback(tmp_path, capsys):
+    """preview with a size no camera has ended in a CameraModelError traceback (exit 1); bench with
+    an unreadable KITTI sample in a TypeError after the whole render benchmark."""
+    from edepth_ros.synthetic import bench, preview
+
+    assert preview.main(["--width", "20000", "--height", "20000", "--out", str(tmp_path / "p")]) == 2
+    assert "megapixels" in capsys.readouterr().err
+    (tmp_path / "k" / "road" / "image_2").mkdir(parents=True)
+    (tmp_path / "k" / "road" / "image_2" / "um_000000.png").write_bytes(b"not a png")
+    assert bench.main(["--kitti", str(tmp_path / "k"), "--repeats", "1"]) == 2
+    assert "um_000000.png: not a readable image" in capsys.readouterr().err
 
 
 def test_bad_frame_arguments():

@@ -409,6 +409,86 @@ def test_kitti_calibration_must_fit_the_image_and_the_date(tmp_path):
     assert ds.base(0).camera.fx == pytest.approx(721.5377) and ds.base(1).camera.fx == pytest.approx(718.856)
 
 
+def _kitti_frames(tmp_path, depths: dict):
+    """raw/2011_09_26/<name>.png (1242x375) and gt/<name>.png per depth array; the split lists them in order."""
+    import cv2
+
+    raw, gt = tmp_path / "raw", tmp_path / "gt"
+    _kitti_calib(raw / "2011_09_26", 721.5377)
+    gt.mkdir(exist_ok=True)
+    lines = []
+    for name, depth in depths.items():
+        cv2.imwrite(str(raw / "2011_09_26" / f"{name}.png"), np.full((375, 1242, 3), 90, np.uint8))
+        if depth is None:
+            lines.append(f"2011_09_26/{name}.png None 721.5377\n")
+            continue
+        cv2.imwrite(str(gt / f"{name}.png"), depth)
+        lines.append(f"2011_09_26/{name}.png {name}.png 721.5377\n")
+    split = tmp_path / "split.txt"
+    split.write_text("".join(lines))
+    return split, raw, gt
+
+
+def test_kitti_frames_without_usable_ground_truth_are_skipped_and_counted(tmp_path):
+    """Was: frames with no depth ('None', all 0) trained with loss 0 and grad 0, rc 0, model.pt written."""
+    from edepth_ros.training.datasets import DatasetError, KittiDataset
+
+    good = np.zeros((375, 1242), np.uint16)
+    good[200:, ::4] = 20 * 256  # 20 m
+    split, raw, gt = _kitti_frames(tmp_path, {"a": good, "b": np.zeros((375, 1242), np.uint16), "c": None,
+                                              "d": np.full((375, 1242), 90 * 256, np.uint16)})  # beyond max_depth
+    ds = KittiDataset(str(split), str(raw), str(gt), (64, 192), segmenter=NoSegmenter(), require_depth=True)
+    assert len(ds) == 1 and ds.lines == [1] and ds.rows[0][0] == "2011_09_26/a.png"
+    assert sum(ds.skipped.values()) == 3
+    assert any(n.startswith("2 x depth map without a pixel in (0.1, model.max_depth 80) m (first: ") and
+               f"{split}:2" in n for n in ds.notes)
+    assert any(n.startswith("1 x no depth path on the split line") for n in ds.notes)
+    # a split with none left is refused, naming it
+    split.write_text("2011_09_26/b.png b.png\n2011_09_26/c.png None\n")
+    with pytest.raises(DatasetError, match=f"split '{split}': no frame has usable ground truth"):
+        KittiDataset(str(split), str(raw), str(gt), (64, 192), require_depth=True)
+
+
+def test_make_datasets_refuses_a_kitti_split_without_ground_truth(tmp_path):
+    from edepth_ros.training.datasets import DatasetError
+
+    split, raw, gt = _kitti_frames(tmp_path, {"b": np.zeros((375, 1242), np.uint16)})
+    cfg = TrainConfig.from_dict(dict(
+        model=dict(arch="demo", input_size=[64, 192], text_vae=False),
+        data=dict(kind="kitti", raw_root=str(raw), gt_root=str(gt), train_split=str(split)),
+        train=dict(max_steps=1, batch_size=1, threads=1), output=dict(dir=str(tmp_path / "out"))))
+    with pytest.raises(DatasetError, match="no frame has usable ground truth"):
+        make_datasets(cfg, progress=False)
+
+
+@pytest.mark.parametrize("kind", ["uint8", "3-channel"])
+def test_kitti_depth_that_is_not_single_channel_uint16_is_refused(tmp_path, kind):
+    """Was: an 8-bit PNG trained on depths of 0-1 m (value / 256) silently; a colour one hit a ValueError deep
+    in the resize."""
+    from edepth_ros.training.datasets import DatasetError, KittiDataset
+
+    depth = np.full((375, 1242), 20, np.uint8) if kind == "uint8" else np.full((375, 1242, 3), 20 * 256, np.uint16)
+    split, raw, gt = _kitti_frames(tmp_path, {"a": depth})
+    message = f"KITTI depth '{gt / 'a.png'}' \\({split}:1\\) is .*expected a single-channel uint16 PNG \\(depth in metres x 256"
+    with pytest.raises(DatasetError, match=message):  # when the dataset is built
+        KittiDataset(str(split), str(raw), str(gt), (64, 192), require_depth=True)
+    ds = KittiDataset(str(split), str(raw), str(gt), (64, 192), segmenter=NoSegmenter())
+    with pytest.raises(DatasetError, match=message):  # and when a frame is read
+        ds.base(0)
+
+
+def test_resume_refuses_a_changed_text_section(tmp_path, text_cache, tiny_data):
+    """The text section decides the sentences, so the embeddings trained on (was: accepted, and the checkpoint
+    then recorded the new section for the whole run); where they are cached may move."""
+    train(tiny(tmp_path / "t", text_cache, max_steps=1), progress=False, datasets=tiny_data)
+    with pytest.raises(TrainConfigError, match=r"--resume: text\.max_objects changed since"):
+        train(tiny(tmp_path / "t", text_cache, text={"max_objects": 1}, max_steps=2), resume=True, progress=False,
+              datasets=tiny_data)
+    moved = tiny_dict(tmp_path / "t", text_cache, max_steps=2)
+    moved["text"]["cache_dir"] = str(tmp_path / "other_cache")
+    assert train(TrainConfig.from_dict(moved), resume=True, progress=False, datasets=tiny_data)["steps"] == 2
+
+
 def test_bag_maps_of_another_size_than_the_image_are_refused(tmp_path):
     import cv2
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..commands.arg_types import domain_id
 from ..safe_paths import output_file
 
 TARGETS = {"node_overhead_ms_median": 10.0, "pointcloud_ms_median": 5.0}
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="node backend (default: onnxruntime-cpu with the demo model, else embodied)")
     parser.add_argument("--model", default=None, help="model file (default: the demo model under models/)")
     parser.add_argument("--points", action="store_true", help="also subscribe to points (the node then builds them)")
-    parser.add_argument("--domain-id", type=int, default=60, help="ROS_DOMAIN_ID for the run (default 60)")
+    parser.add_argument("--domain-id", type=domain_id, default=60, help="ROS_DOMAIN_ID for the run, 0-232 (default 60)")
     parser.add_argument("--json", metavar="OUT", default=None, type=output_file, help="also write the JSON here")
     parser.add_argument("--plot", metavar="PNG", default=None, type=output_file,
                         help="also draw the distributions here")

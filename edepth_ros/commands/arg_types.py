@@ -33,3 +33,23 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0)
+
+
+def domain_id(text: str) -> int:
+    """A ROS_DOMAIN_ID Fast DDS can open ports for (0-232)."""
+    from ..ros_env import domain_id_problem
+
+    problem = domain_id_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return int(text)
+
+
+def scene_seed(text: str) -> int:
+    """A synthetic scene seed: 32 bits (larger ones would repeat a scene of 0..2**32-1)."""
+    from ..synthetic import SEED_MAX
+
+    value = _int_at_least(text, 0)
+    if value > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text}: must be <= {SEED_MAX} (scene seeds are 32-bit)")
+    return value

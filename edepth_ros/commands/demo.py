@@ -7,22 +7,24 @@ import sys
 from pathlib import Path
 
 from ..safe_paths import output_folder
+from .arg_types import domain_id, positive_float, scene_seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_out", type=output_folder, help="report folder (default demo_out)")
     parser.add_argument("--frames", type=int, default=16, help="frames of the synthetic drive (10 Hz)")
-    parser.add_argument("--seed", type=int, default=2025, help="scene generator seed (not a training scene)")
-    parser.add_argument("--rate", type=float, default=0.25,
+    parser.add_argument("--seed", type=scene_seed, default=2025, help="scene generator seed (not a training scene)")
+    parser.add_argument("--rate", type=positive_float, default=0.25,
                         help="replay speed: 0.25 gives the node 400 ms a frame on a small CPU")
-    parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 99)")
+    parser.add_argument("--domain-id", type=domain_id, default=None,
+                        help="ROS_DOMAIN_ID, 0-232 (default: $ROS_DOMAIN_ID or 99)")
     parser.add_argument("--model", default=None, help="model file for the node (default: the demo model in models/)")
     parser.add_argument("--backend", default="auto", help="node backend (auto, onnxruntime, embodied, ...)")
     parser.add_argument("--segmenter", action="store_true",
                         help="use the node's built-in segmenter instead of the scene's labels on /camera/semantic")
     parser.add_argument("--no-embodied-eval", action="store_true", help="skip the KITTI embodied-depth evaluation")
     parser.add_argument("--cache-dir", default=None, help="where the demo bag is cached (default .cache/demo)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the node and recorder")
+    parser.add_argument("--timeout", type=positive_float, default=120.0, help="seconds to wait for the node and recorder")
 
 
 def run(args: argparse.Namespace) -> int:

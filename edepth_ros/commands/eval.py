@@ -147,4 +147,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"edepth eval {args.kind}: no frame could be scored ({skipped} skipped; the reasons are in "
               f"{out / 'summary.md'})", file=sys.stderr)
         return 1
+    if all(r.get("note") for r in res.per_frame):  # every mean is NaN: not a result to pass on
+        print(f"edepth eval {args.kind}: no frame has depth at any ground-truth pixel ({res.per_frame[0]['note']}; "
+              f"every frame's note is in {out / 'per_frame.csv'})", file=sys.stderr)
+        return 1
     return 0

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from .arg_types import positive_float
+from .arg_types import domain_id, positive_float
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,13 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wait until these (published) topics have a subscriber before starting")
     parser.add_argument("--wait-timeout", type=positive_float, default=30.0,
                         help="seconds to wait for --wait-for subscribers")
-    parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
+    parser.add_argument("--domain-id", type=domain_id, default=None,
+                        help="ROS_DOMAIN_ID, 0-232 (default: the environment's)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ros_env import ros_environment
+    from ..ros_env import enter_ros_environment
 
-    os.environ.update(ros_environment(args.domain_id))  # before rclpy creates its participant
+    if not enter_ros_environment(args.domain_id, "edepth play"):  # before rclpy is imported
+        return 2
     from ..bags import io as bio
     from ..bags.play import play
 

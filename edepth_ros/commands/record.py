@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from .arg_types import positive_float, positive_int
+from .arg_types import domain_id, positive_float, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,13 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop when nothing arrived for this many seconds (after the first message)")
     parser.add_argument("--ready-file", default=None, help="write this file once the topics already in the graph are subscribed "
                              "(lines: ready, then those topics)")
-    parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
+    parser.add_argument("--domain-id", type=domain_id, default=None,
+                        help="ROS_DOMAIN_ID, 0-232 (default: the environment's)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ros_env import ros_environment
+    from ..ros_env import enter_ros_environment
 
-    os.environ.update(ros_environment(args.domain_id))
+    if not enter_ros_environment(args.domain_id, "edepth record"):  # before rclpy is imported
+        return 2
     from ..bags import io as bio
     from ..bags.record import record
 

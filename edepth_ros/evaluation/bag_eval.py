@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 
 TF_MAX_AGE = float(SPECS["tf_max_age"].default)  # seconds: the node's own default, one pipeline
+MAX_WINDOW_S = 30.0  # the most bag time an image waits for its ground truth (what is waiting is in memory)
 
 
 class BagEvalError(ValueError):
@@ -116,7 +117,7 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
             raise BagEvalError(str(exc)) from None
         # header stamps pair the topics; where a driver leaves them 0 (or constant) they would pair
         # every image with one ground truth, so the bag's log time is used instead, with a note
-        stamp_problem = _stamp_problem(reader, [image_topic, gt_topic])
+        stamp_problem, lag_ns = _stamp_check(reader, image_topic, gt_topic)
         log_time = stamp_problem is not None
         if log_time:
             res.notes.append(f"header stamps unusable ({stamp_problem}): images, ground truth, labels, camera_info "
@@ -129,7 +130,14 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
                                "camera_info cannot be evaluated (record the camera's camera_info too)")
         tf = _read_tf(reader)
         n_images = reader.topics[image_topic].count
-        window_ns = int(max(2.0, 4 * max_dt) * 1e9)
+        # an image waits this long (bag log time) for its ground truth, and ground truth is kept as long
+        # for a late image: wide enough for the recording lag between the two topics, up to MAX_WINDOW_S
+        window_ns = int(max(2.0e9, 4 * max_dt * 1e9, min(0 if log_time else 2 * lag_ns, MAX_WINDOW_S * 1e9)))
+        if not log_time and lag_ns > 1e9:
+            res.notes.append(f"{gt_topic} and {image_topic} are logged up to {lag_ns / 1e9:.1f} s apart for the same "
+                             f"header stamp (recording latency): images wait {window_ns / 1e9:.1f} s of the bag for "
+                             "their ground truth" + (" (the most it waits: frames with a longer lag are skipped)"
+                                                     if 2 * lag_ns > MAX_WINDOW_S * 1e9 else ""))
         max_dt_ns = int(max_dt * 1e9)
         pending: deque = deque()  # (log_t, stamp, image msg)
         gts: deque = deque()  # (log_t, stamp, gt msg)
@@ -169,7 +177,8 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
             row = {"stamp": f"{stamp / 1e9:.6f}", "gt_dt_ms": (best[1] - stamp) / 1e6, "pixels": score.pixels,
                    "coverage": score.coverage, **m,
                    **{f"embodied_{k}": em[k] for k in ("abs_rel", "rmse", "d1")},
-                   "process_ms": proc_ms, **{k: float(v) for k, v in out.timings.items()}}
+                   "process_ms": proc_ms, **{k: float(v) for k, v in out.timings.items()},
+                   "note": report.no_depth_note(score, out)}
             now = time.perf_counter()
             row["frame_wall_ms"] = (now - last_done[0]) * 1000.0
             last_done[0] = now
@@ -344,6 +353,10 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
                   + (f"; first case {first_fallback[why]}" if why in first_fallback else "")
                   for why, n in plane_fallback.most_common()]
     res.notes += [f"built-in segmenter for {n} frames: {why}" for why, n in label_fallback.most_common()]
+    no_depth = [r for r in res.per_frame if r["note"]]
+    if no_depth:
+        res.notes.append(f"{report.NO_DEPTH}: {len(no_depth)} frame{'s' if len(no_depth) > 1 else ''}; first case "
+                         f"at stamp {no_depth[0]['stamp']} s: {no_depth[0]['note']}")
     if not res.per_frame:
         res.notes.append("no frame could be scored: " + ("see the skipped reasons" if res.skipped
                                                           else f"no message on {image_topic} was read"))
@@ -368,15 +381,25 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
     return res
 
 
-def _stamp_problem(reader: bio.BagReader, topics: list) -> str | None:
-    """Why the header stamps of these topics cannot pair them (None when they can), from each
-    topic's first messages' CDR bytes (no image is deserialized)."""
+def _stamp_check(reader: bio.BagReader, image_topic: str, gt_topic: str) -> tuple[str | None, int]:
+    """(why the header stamps of the two topics cannot pair them, None when they can; the most ns by
+    which one topic is logged after the other for the same stamp), from each topic's first messages'
+    CDR bytes (no image is deserialized)."""
+    topics = [image_topic, gt_topic]
     stamps: dict = {t: [] for t in topics}
-    for topic, _, _, raw in reader.messages(topics):
-        stamps[topic].append(bio.cdr_header_ns(raw))
+    latency: dict = {t: [] for t in topics}  # log time - header stamp
+    for topic, _, t, raw in reader.messages(topics):
+        stamp = bio.cdr_header_ns(raw)
+        stamps[topic].append(stamp)
+        if stamp:
+            latency[topic].append(t - stamp)
         if all(len(v) >= bio.STAMP_CHECK_MESSAGES for v in stamps.values()):
             break
-    return bio.header_stamps_problem(stamps)
+    lag = 0
+    if latency[image_topic] and latency[gt_topic]:
+        a, b = latency[image_topic], latency[gt_topic]
+        lag = max(max(b) - min(a), max(a) - min(b), 0)
+    return bio.header_stamps_problem(stamps), lag
 
 
 def write_report(res: BagEvalResult, out: Path, bag, gt_topic: str, pvt, examples, model_name: str, crop,
@@ -396,6 +419,7 @@ def write_report(res: BagEvalResult, out: Path, bag, gt_topic: str, pvt, example
         "# Bag evaluation", "",
         f"- bag: {bag}", f"- ground truth: {gt_topic}", f"- model: {model_name}",
         f"- frames evaluated: {len(res.per_frame)}; skipped: {sum(res.skipped.values())}",
+        report.no_depth_line(res.per_frame, "stamp"),
         f"- crop: {crop or 'none'}; depth range {M.MIN_DEPTH:g}-{M.MAX_DEPTH:g} m",
         f"- pipeline latency: {_lat(res.latency)}",
         f"- per frame: {res.overhead['wall_ms_per_frame']:.1f} ms wall, of which pipeline "
@@ -418,7 +442,8 @@ def write_report(res: BagEvalResult, out: Path, bag, gt_topic: str, pvt, example
     (out / "summary.md").write_text("\n".join(lines))
     report.write_json(out / "summary.json", {
         "mean": res.mean, "pooled": res.pooled, "embodied_mean": res.embodied_mean, "latency": res.latency,
-        "overhead": res.overhead, "frames": len(res.per_frame), "skipped": dict(res.skipped),
+        "overhead": res.overhead, "frames": len(res.per_frame),
+        "frames_without_depth": sum(1 for r in res.per_frame if r["note"]), "skipped": dict(res.skipped),
         "truncated": res.truncated, "notes": res.notes,
         "by_distance": {f"{lo:g}-{hi:g}": {"pixels": s.n, **s.metrics()} for (lo, hi), s in sorted(res.bins.items())},
     })

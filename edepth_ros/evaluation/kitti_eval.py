@@ -259,8 +259,7 @@ def evaluate(entries: list[SplitEntry], pipeline, out_dir=None, ground: str = "n
             **score.metrics, **{f"embodied_{k}": emb.metrics[k] for k in ("abs_rel", "rmse", "d1")},
             "embodied_coverage": emb.coverage,
             "latency_ms": wall_ms, **{k: float(v) for k, v in out.timings.items()},
-            # a frame with no depth at any ground-truth pixel has NaN metrics, left out of the means: said
-            "note": "" if score.pixels else (getattr(out, "problem", "") or "no depth at any ground-truth pixel"),
+            "note": report.no_depth_note(score, out),
         })
     res.mean = M.mean_metrics(res.per_frame)
     res.embodied_mean = {k: float(np.nanmean([r[f"embodied_{k}"] for r in res.per_frame]))
@@ -297,9 +296,7 @@ def write_report(res: KittiEvalResult, out: Path, pipeline, pvt, entries, ground
         "# KITTI depth evaluation", "",
         f"- model: {model_name or pipeline.backend.name}",
         f"- frames evaluated: {len(res.per_frame)}; skipped: {len(res.skipped)}",
-        f"- frames with no depth at any ground-truth pixel (NaN metrics, left out of the means): "
-        f"{sum(1 for r in res.per_frame if r['note'])}"
-        + "".join(f"; {r['name']}: {r['note']}" for r in res.per_frame if r["note"]),
+        report.no_depth_line(res.per_frame, "name"),
         f"- protocol: {crop or 'no'} crop, ground truth {M.MIN_DEPTH:g}-{M.MAX_DEPTH:g} m, predictions clamped to that range, "
         "metrics averaged over frames",
         f"- ground plane for the embodied depth: {ground_text}",
@@ -318,7 +315,8 @@ def write_report(res: KittiEvalResult, out: Path, pipeline, pvt, entries, ground
     (out / "summary.md").write_text("\n".join(lines))
     report.write_json(out / "summary.json", {
         "mean": res.mean, "embodied_mean": res.embodied_mean, "latency": res.latency,
-        "frames": len(res.per_frame), "skipped": res.skipped, "ground": ground, "crop": crop,
+        "frames": len(res.per_frame), "frames_without_depth": sum(1 for r in res.per_frame if r["note"]),
+        "skipped": res.skipped, "ground": ground, "crop": crop,
         "by_distance": {f"{lo:g}-{hi:g}": {"pixels": s.n, **s.metrics()} for (lo, hi), s in sorted(res.bins.items())},
     })
     res.files["summary_md"] = out / "summary.md"

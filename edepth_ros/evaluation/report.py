@@ -66,6 +66,23 @@ def distance_table(bins: dict) -> str:
     return "\n".join(out)
 
 
+NO_DEPTH = "frames with no depth at any ground-truth pixel (NaN metrics, left out of the means)"
+
+
+def no_depth_note(score, out) -> str:
+    """A frame's ``note``: why it has no depth at any ground-truth pixel ("" when it has), so a lens
+    cap or a blinded camera is said in the row instead of dropping silently out of the mean."""
+    return "" if score.pixels else (getattr(out, "problem", "") or "no depth at any ground-truth pixel")
+
+
+def no_depth_line(per_frame: list[dict], key: str, listed: int = 10) -> str:
+    """The summary's line counting such frames, the first ``listed`` named by ``key`` with their note
+    (every one is in per_frame.csv)."""
+    rows = [r for r in per_frame if r.get("note")]
+    more = f"; {len(rows) - listed} more in per_frame.csv" if len(rows) > listed else ""
+    return f"- {NO_DEPTH}: {len(rows)}" + "".join(f"; {r[key]}: {r['note']}" for r in rows[:listed]) + more
+
+
 def latency_stats(values_ms: Iterable[float]) -> dict:
     v = np.asarray([x for x in values_ms if x is not None and math.isfinite(x)], dtype=np.float64)
     if v.size == 0:

@@ -131,17 +131,24 @@ def compressed_to_rgb(msg) -> np.ndarray:
     buf = _buffer(msg.data)
     if buf.size == 0:
         raise ConversionError("CompressedImage.data is empty")
-    if buf.size >= 2 and buf[0] == 0xFF and buf[1] == 0xD8 and b"\xff\xd9" not in buf[-64:].tobytes():
-        # libjpeg decodes a truncated JPEG with its missing rows grey: a wrong image, not an error
-        raise ConversionError(f"CompressedImage (format {getattr(msg, 'format', '')!r}, {buf.size} bytes): JPEG "
-                              "without its end-of-image marker (truncated in transport or in the bag)")
+    if buf.size >= 2 and buf[0] == 0xFF and buf[1] == 0xD8:
+        # libjpeg decodes a truncated JPEG with its missing rows grey: a wrong image, not an error.
+        # The end-of-image marker FF D9 must end the data once trailing 0x00/0xFF padding is
+        # stripped (UVC/MJPEG cameras pad frames to their buffer size; libjpeg stops at FF D9).
+        end = _end_without_padding(buf)
+        if end < 4 or buf[end - 1] != 0xD9 or buf[end - 2] != 0xFF:
+            raise ConversionError(f"CompressedImage (format {getattr(msg, 'format', '')!r}, {buf.size} bytes): JPEG "
+                                  "without its end-of-image marker FF D9 at the end of the data (after any 0x00/0xFF "
+                                  "padding): truncated in transport or in the bag")
     size = _declared_size(buf)
     if size is not None and size[0] * size[1] > MAX_COMPRESSED_PIXELS:
         raise ConversionError(f"CompressedImage (format {getattr(msg, 'format', '')!r}, {buf.size} bytes) declares "
                               f"{size[0]}x{size[1]} pixels, over the {MAX_COMPRESSED_PIXELS / 1e6:.0f} MP limit "
                               "(a corrupt header or a decompression bomb): not decoded")
     try:
-        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        # IGNORE_ORIENTATION: the pixels as sent (an EXIF Orientation tag would rotate or flip them,
+        # unlike image_transport's compressed subscriber, and the camera_info describes them unrotated)
+        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error as exc:  # some corrupt headers raise instead of returning None
         raise ConversionError(f"CompressedImage (format {getattr(msg, 'format', '')!r}, {buf.size} bytes) could not "
                               f"be decoded by OpenCV: {str(exc).strip().splitlines()[-1]}") from None
@@ -150,6 +157,20 @@ def compressed_to_rgb(msg) -> np.ndarray:
             f"CompressedImage (format {getattr(msg, 'format', '')!r}, {buf.size} bytes) could not be decoded by OpenCV"
         )
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _end_without_padding(buf: np.ndarray) -> int:
+    """Length of a uint8 buffer without its trailing 0x00 / 0xFF bytes; only the padding is read
+    (in growing chunks from the end), never the whole image."""
+    end, chunk = int(buf.size), 64
+    while end > 0:
+        start = max(0, end - chunk)
+        tail = buf[start:end]
+        real = np.flatnonzero((tail != 0x00) & (tail != 0xFF))
+        if real.size:
+            return start + int(real[-1]) + 1
+        end, chunk = start, chunk * 4
+    return 0
 
 
 def _declared_size(buf: np.ndarray) -> Optional[tuple]:
@@ -379,10 +400,11 @@ class CloudMessageBuilder:
         """Same content as ``cloud_to_msg(pointcloud.cloud_array(...), header)``."""
         from sensor_msgs.msg import PointCloud2, PointField
 
-        from ..pointcloud import cloud_array, count_valid
+        from ..pointcloud import check_decimation, cloud_array, count_valid
 
+        decimation = check_decimation(decimation)  # PointCloudError naming it, before any slicing
         c = 3 if rgb is None else 4
-        zshape = depth[::int(decimation), ::int(decimation)].shape
+        zshape = depth[::decimation, ::decimation].shape
         n = zshape[0] * zshape[1] if organised else count_valid(depth, decimation, max_range)
         buf = self._buffer(n * 4 * c)
         view = np.frombuffer(buf, np.float32) if n else np.empty(0, np.float32)

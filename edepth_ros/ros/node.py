@@ -39,6 +39,13 @@ from .tf_source import make_pose_source
 NODE_NAME = params.NODE_NAME
 
 
+def nearest_within(stamped, stamp_ns: int, tol_ns: int):
+    """The message of (stamp, message) pairs nearest ``stamp_ns``, None when none is within ``tol_ns``
+    (the nearest, not the newest: labels buffered ahead of the worker belong to later images)."""
+    best = min(stamped, key=lambda sm: abs(sm[0] - stamp_ns), default=None)
+    return best[1] if best is not None and abs(best[0] - stamp_ns) <= tol_ns else None
+
+
 class NewestSlot:
     """A one-item mailbox: ``put`` replaces an item not yet taken (newest frame wins)."""
 
@@ -439,7 +446,7 @@ class EdepthNode(Node):
         deadline = time.monotonic() + self.cfg["semantic.wait"]
         with self._labels_cond:
             while True:
-                match = next((m for s, m in reversed(self._labels) if abs(s - stamp_ns) <= tol), None)
+                match = nearest_within(self._labels, stamp_ns, tol)
                 remaining = deadline - time.monotonic()
                 if match is not None or remaining <= 0:
                     break

@@ -33,6 +33,8 @@ KITTI_INTRINSICS = {"fx": 721.5377, "fy": 721.5377, "cx": 609.5593, "cy": 172.85
 VIEW_AHEAD = 250.0   # metres of world rendered ahead of the camera (beyond: road, terrain, sky)
 VIEW_BEHIND = 30.0
 LIDAR_RANGE = 120.0
+SEED_MAX = 2 ** 32 - 1  # scene seeds are 32-bit (world._rng)
+FPS_RANGE = (0.1, 1000.0)  # Hz: beyond it the drive is one pose (inf) or hours between frames
 
 
 class SyntheticError(ValueError):
@@ -93,10 +95,10 @@ def _positive_int(value, name: str) -> int:
 class SceneGenerator:
     """Renders deterministic synthetic driving frames.
 
-    seed: any integer (the whole world and the motion follow from it). width/height: image size
+    seed: 0..2**32-1 (the whole world and the motion follow from it). width/height: image size
     with KITTI's intrinsics scaled to it, used when `camera` is None; a given `camera`
     (edepth_ros.camera.CameraModel, any intrinsics, distortion included) sets the size itself.
-    fps: frame rate of sequences. curb_height: metres (default: random 0.10-0.15 by seed;
+    fps: frame rate of sequences (0.1-1000 Hz). curb_height: metres (default: random 0.10-0.15 by seed;
     0 gives flush sidewalks, every ground pixel on the road plane). lidar_rows: LiDAR beams.
     """
 
@@ -104,10 +106,14 @@ class SceneGenerator:
                  fps: float = 10.0, curb_height: Optional[float] = None, lidar_rows: int = 64):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise SyntheticError(f"SceneGenerator seed: {seed!r}; expected an integer")
+        if not 0 <= seed <= SEED_MAX:  # the generator's streams take 32 bits: others would repeat a scene
+            raise SyntheticError(f"SceneGenerator seed: {seed}; expected 0..{SEED_MAX} (2**32 - 1)")
         if curb_height is not None and not 0.0 <= float(curb_height) <= 0.3:
             raise SyntheticError(f"SceneGenerator curb_height: {curb_height!r}; expected 0..0.3 m")
-        if not fps > 0:
-            raise SyntheticError(f"SceneGenerator fps: {fps!r}; expected > 0")
+        if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) \
+                or not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+            raise SyntheticError(f"SceneGenerator fps: {fps!r}; expected a frame rate of "
+                                 f"{FPS_RANGE[0]:g}..{FPS_RANGE[1]:g} Hz")
         self.seed = int(seed)
         if camera is None:
             from ..camera import CameraModel

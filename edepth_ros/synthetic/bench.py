@@ -43,7 +43,13 @@ def _road_frame(kitti: Path):
     img = kitti / "road" / "image_2" / "um_000000.png"
     if not img.is_file():
         return None
-    return np.ascontiguousarray(cv2.imread(str(img))[:, :, ::-1])
+    bgr = cv2.imread(str(img))
+    if bgr is None:
+        from . import SyntheticError
+
+        raise SyntheticError(f"{img}: not a readable image (a damaged KITTI sample?); restore it or pass "
+                             "--kitti to another sample folder")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 def run(repeats: int = 10, kitti: Path | None = None) -> dict:
@@ -55,13 +61,13 @@ def run(repeats: int = 10, kitti: Path | None = None) -> dict:
     from ..segmenter import GeometricConfig, GeometricSegmenter
     from . import SceneGenerator
 
+    rgb = _road_frame(kitti) if kitti is not None else None  # first: a bad file fails before the timing
     gen = SceneGenerator(0)
     render = _times(lambda: gen.frame(3), repeats)
     gen.cull = False
     render_ref = _times(lambda: gen.frame(3), max(2, repeats // 4))
     gen.cull = True
 
-    rgb = _road_frame(kitti) if kitti is not None else None
     if rgb is not None and rgb.shape[:2] == (375, 1242):
         source = "KITTI road um_000000"
         cam = CameraModel.from_intrinsics(721.5377, 721.5377, 609.5593, 172.854, 1242, 375)
@@ -95,7 +101,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats: must be >= 1")
-    result = run(args.repeats, args.kitti)
+    from . import SyntheticError
+
+    try:
+        result = run(args.repeats, args.kitti)
+    except SyntheticError as exc:
+        print(f"{p.prog}: {exc}", file=sys.stderr)
+        return 2
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

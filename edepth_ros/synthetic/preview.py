@@ -74,6 +74,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from tqdm import tqdm
 
+    from ..camera import CameraModelError
     from ..segmenter import GeometricSegmenter
     from . import SceneGenerator, SyntheticError
 
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
             info = write_preview(gen.frame(i, lidar=False), args.out / f"seed{args.seed}_frame{i:04d}.png", seg)
             if "road_iou" in info:
                 tqdm.write(f"frame {i}: segmenter road IoU {info['road_iou']:.3f}")
-    except SyntheticError as exc:
+    except (SyntheticError, CameraModelError) as exc:  # a size no camera has is the camera model's to refuse
         print(f"preview: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {len(args.frames)} PNGs to {args.out}")

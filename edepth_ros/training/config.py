@@ -14,10 +14,72 @@ import yaml
 from ..network.config import (BOOL, NAME, NON_NEGATIVE_INT, NON_NEGATIVE_NUMBER, NUMBER, POSITIVE_INT,
                               POSITIVE_NUMBER, PROBABILITY, ModelConfig, NetworkConfigError, check_values, one_of,
                               project_root)
+from ..synthetic import SEED_MAX  # scene seeds are 32-bit: outside, two seeds would be one scene
 
 
 class TrainConfigError(ValueError):
     """A training configuration value is missing, unknown or inconsistent; the message names the key."""
+
+
+# the loss (and the datasets' skip of frames without ground truth) use only pixels with
+# LOSS_MIN_DEPTH < gt < model.max_depth (WorDepth/BTS): a max_depth at or below it leaves none
+LOSS_MIN_DEPTH = 0.1
+# a {start, count} seed range larger than this is a typo (each seed renders frames kept in memory)
+MAX_SEED_COUNT = 10 ** 6
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (safe_load keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' may be overridden on purpose
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base class names it
+                    continue
+                if first is not None:
+                    raise TrainConfigError(
+                        f"{_key_path(self, node, key)}: given twice (lines {first + 1} and "
+                        f"{key_node.start_mark.line + 1}); keep one of them")
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _key_path(loader: "_UniqueKeyLoader", node, key) -> str:
+    """The dotted path of ``key`` in the mapping ``node`` (e.g. train.lr), found from the document root."""
+    def walk(cur, path):
+        if cur is node:
+            return path
+        if isinstance(cur, yaml.MappingNode):
+            for k, v in cur.value:
+                found = walk(v, path + [str(getattr(k, "value", k))])
+                if found is not None:
+                    return found
+        elif isinstance(cur, yaml.SequenceNode):
+            for i, v in enumerate(cur.value):
+                found = walk(v, path + [str(i)])
+                if found is not None:
+                    return found
+        return None
+
+    root = getattr(loader, "_edepth_root", None)
+    path = walk(root, []) if root is not None else None
+    return ".".join((path or []) + [str(key)])
+
+
+def _load_yaml(text: str):
+    loader = _UniqueKeyLoader(text)
+    try:
+        root = loader.get_single_node()
+        loader._edepth_root = root
+        return loader.construct_document(root) if root is not None else None
+    finally:
+        loader.dispose()
 
 
 TRAIN_DEFAULTS = dict(
@@ -82,9 +144,11 @@ class TrainConfig:
         if not path.is_file():
             raise TrainConfigError(f"--config: file '{path}' does not exist (see models/*.yaml)")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = _load_yaml(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise TrainConfigError(f"{path}: not valid YAML: {exc}") from exc
+        except TrainConfigError as exc:  # a key given twice
+            raise TrainConfigError(f"{path}: {exc}") from None
         return cls.from_dict(data, source=path)
 
     @classmethod
@@ -106,6 +170,10 @@ class TrainConfig:
             model = ModelConfig.from_dict(data["model"], root=project_root(base))
         except NetworkConfigError as exc:
             raise TrainConfigError(str(exc)) from exc
+        if model.max_depth <= LOSS_MIN_DEPTH:
+            raise TrainConfigError(f"model.max_depth: {model.max_depth} m is at or below the loss's {LOSS_MIN_DEPTH} m "
+                                   "floor, so no ground-truth pixel would ever train; give the largest depth to "
+                                   f"predict, above {LOSS_MIN_DEPTH} m (e.g. 80 for KITTI)")
         data_cfg = _check_data(dict(data["data"]), base)
         text = dict(TEXT_DEFAULTS)
         for k, v in (data.get("text") or {}).items():
@@ -129,8 +197,8 @@ class TrainConfig:
         unknown = set(out) - {"dir", "publish"}
         if unknown:
             raise TrainConfigError(f"output.{sorted(unknown)[0]}: unknown key; valid keys: dir, publish")
-        out_dir = _resolve(out["dir"], base)
-        publish = _resolve(out["publish"], base) if out.get("publish") else None
+        out_dir = _output_folder("output.dir", _resolve(out["dir"], base))
+        publish = _output_folder("output.publish", _resolve(out["publish"], base)) if out.get("publish") else None
         return cls(model, data_cfg, text, train, out_dir, source, publish, data)
 
 
@@ -264,6 +332,16 @@ def _check_embodied(emb: Any) -> None:
         raise TrainConfigError(msg) from exc
 
 
+def _output_folder(key: str, path: Path) -> Path:
+    """The check `--output` gets (safe_paths): a file where a folder is wanted is refused now, not after the run."""
+    from ..safe_paths import OutputPathError, check_output_path
+
+    try:
+        return check_output_path(path, folder=True)
+    except OutputPathError as exc:
+        raise TrainConfigError(f"{key}: {exc}") from None
+
+
 def _resolve(p: str, base: Path) -> Path:
     p = Path(str(p)).expanduser()
     if p.is_absolute():
@@ -280,7 +358,18 @@ def _seeds(value: Any, key: str) -> list[int]:
         for name, v, low in (("start", start, 0), ("count", count, 1)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise TrainConfigError(f"{key}.{name}: expected an integer >= {low}, got {v!r}")
+        if count > MAX_SEED_COUNT:  # before building the list: 10**12 seeds is a MemoryError, not a run
+            raise TrainConfigError(f"{key}.count: {count} scenes is more than {MAX_SEED_COUNT} (each is rendered "
+                                   "and kept in memory); give a smaller count")
+        if start + count - 1 > SEED_MAX:
+            raise TrainConfigError(f"{key}: start {start} + count {count} goes past {SEED_MAX}; scene seeds are "
+                                   f"32-bit (seeds past it repeat scenes of [0, {SEED_MAX}]): lower start or count")
         return list(range(start, start + count))
-    if not isinstance(value, (list, tuple)) or not all(isinstance(s, int) for s in value):
+    if not isinstance(value, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
         raise TrainConfigError(f"{key}: {value!r} must be a list of integer seeds")
+    bad = [s for s in value if not 0 <= s <= SEED_MAX]
+    if bad:
+        raise TrainConfigError(f"{key}: seed {bad[0]} is outside [0, {SEED_MAX}]; scene seeds are 32-bit (the "
+                               "generator wraps others onto seeds in range, so train and held-out scenes could "
+                               "be the same): give seeds in range")
     return [int(s) for s in value]

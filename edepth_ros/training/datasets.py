@@ -260,7 +260,8 @@ class KittiDataset(DepthDataset):
     """
 
     def __init__(self, split: str, raw_root: str, gt_root: Optional[str], input_size, calib_dir: Optional[str] = None,
-                 plane_height: float = 1.65, plane_pitch: float = 0.0, segmenter=None, **kw):
+                 plane_height: float = 1.65, plane_pitch: float = 0.0, segmenter=None, require_depth: bool = False,
+                 **kw):
         kw.setdefault("pre_crop", "kb")
         super().__init__(input_size, **kw)
         for key, p in (("data.raw_root", raw_root), ("data.gt_root", gt_root)):
@@ -282,6 +283,10 @@ class KittiDataset(DepthDataset):
                     f"{len(dates)} dates ({', '.join(dates)}); put each date's file in calib_dir/<date>/ "
                     f"(missing: {', '.join(missing)}) or leave data.calib_dir unset to read raw_root/<date>/")
         self._require_files(split)
+        self.skipped: Counter = Counter()
+        self.notes: list[str] = []
+        if require_depth:
+            self._drop_frames_without_depth(split)
         from ..ground import GroundPlane
 
         self.plane = GroundPlane.from_static(plane_height, pitch=plane_pitch)
@@ -303,6 +308,51 @@ class KittiDataset(DepthDataset):
             raise DatasetError(f"split '{split}' names files that do not exist: {'; '.join(missing[:5])}"
                                f"{' ...' if len(missing) >= 5 else ''}; fix the split, data.raw_root / "
                                "data.gt_root, or drop those lines")
+
+    def _drop_frames_without_depth(self, split: str) -> None:
+        """Skip (and count in ``skipped`` / ``notes``, as BagDataset does) the frames without a pixel the
+        loss can use (LOSS_MIN_DEPTH < gt < max_depth): they would train, or be scored on, nothing.
+        A split with none left is refused."""
+        from .config import LOSS_MIN_DEPTH
+
+        keep, first_case = [], {}
+        for j, (line, (rgb_rel, depth_rel, _)) in enumerate(zip(self.lines, self.rows)):
+            where = f"{split}:{line}"
+            if depth_rel is None or self.gt_root is None:
+                reason = "no depth path on the split line ('None')"
+            else:
+                depth = self._read_depth(self.gt_root / depth_rel, where)
+                if np.any((depth > LOSS_MIN_DEPTH) & (depth < self.max_depth)):
+                    keep.append(j)
+                    continue
+                reason = f"depth map without a pixel in ({LOSS_MIN_DEPTH:g}, model.max_depth {self.max_depth:g}) m"
+            self.skipped[reason] += 1
+            first_case.setdefault(reason, where)
+        self.notes += [f"{n} x {reason} (first: {first_case[reason]})" for reason, n in self.skipped.most_common()]
+        if not keep:
+            raise DatasetError(f"split '{split}': no frame has usable ground truth: {'; '.join(self.notes)}; give "
+                               "the annotated depth paths (data.gt_root) or another split")
+        if self.skipped:
+            log.warning("split %s: %d of %d frames skipped: %s", split, sum(self.skipped.values()), len(self.rows),
+                        "; ".join(self.notes))
+        self.lines = [self.lines[j] for j in keep]
+        self.rows = [self.rows[j] for j in keep]
+
+    @staticmethod
+    def _read_depth(dpath: Path, where: str, size: Optional[tuple[int, int]] = None) -> np.ndarray:
+        """KITTI annotated depth: a single-channel uint16 PNG, metres x 256 (0 = none) -> metres, NaN = none."""
+        raw = cv2.imread(str(dpath), cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise DatasetError(f"KITTI depth '{dpath}' ({where}) cannot be read")
+        if raw.dtype != np.uint16 or raw.ndim != 2:
+            what = f"{raw.dtype}" + (f", {raw.shape[2]}-channel" if raw.ndim == 3 else "")
+            raise DatasetError(f"KITTI depth '{dpath}' ({where}) is {what}; expected a single-channel uint16 PNG "
+                               "(depth in metres x 256, 0 = none), as KITTI's annotated depth; check the split's "
+                               "depth path and data.gt_root")
+        if size is not None and raw.shape != size:
+            raise DatasetError(f"KITTI depth '{dpath}' ({where}) is {raw.shape[1]}x{raw.shape[0]}, another size "
+                               f"than its image ({size[1]}x{size[0]})")
+        return np.where(raw > 0, raw.astype(np.float32) / 256.0, np.nan).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -340,12 +390,7 @@ class KittiDataset(DepthDataset):
         h, w = rgb.shape[:2]
         depth = np.full((h, w), np.nan, np.float32)
         if depth_rel is not None and self.gt_root is not None:
-            dpath = self.gt_root / depth_rel
-            raw = cv2.imread(str(dpath), cv2.IMREAD_UNCHANGED)
-            if raw is None or raw.shape[:2] != (h, w):
-                raise DatasetError(f"KITTI depth '{dpath}' ({where}) cannot be read or has another size "
-                                   "than its image")
-            depth = np.where(raw > 0, raw.astype(np.float32) / 256.0, np.nan).astype(np.float32)
+            depth = self._read_depth(self.gt_root / depth_rel, where, (h, w))
         camera = self._camera(rgb_rel, w, h, where)
         labels = _segment(self.segmenter, rgb, camera, self.plane)
         return BaseFrame(rgb, labels, depth, camera, self.plane)

@@ -41,11 +41,14 @@ class PathSchedule:
     def check_trains_image(self, epochs: int) -> None:
         """Refuse a schedule that never takes an image step in `epochs` epochs: the image path is
         the one that is deployed, so such a run would publish an untrained model."""
-        never = {"step": self.p_text >= 1.0, "epoch": self.text_every == 1,
+        # epoch mode: epochs 0, k, 2k, ... are text epochs, so epoch 0 always is; with one epoch (or
+        # text_every 1) no epoch is left for the image path
+        never = {"step": self.p_text >= 1.0, "epoch": self.text_every == 1 or epochs <= 1,
                  "phases": self.text_epochs >= epochs}[self.mode]
         if never:
             what = {"step": f"p_text: {self.p_text} makes every step a text step",
-                    "epoch": "text_every: 1 makes every epoch a text epoch",
+                    "epoch": f"text_every: {self.text_every} with {epochs} epoch{'s' if epochs != 1 else ''} "
+                             "makes every epoch a text epoch (epochs 0, text_every, 2 x text_every, ... are)",
                     "phases": f"text_epochs: {self.text_epochs} covers all {epochs} epochs"}[self.mode]
             raise ScheduleError(f"train.schedule.{what}, so the image path (the deployed one) is never "
                                 "trained; lower it or train for more epochs")

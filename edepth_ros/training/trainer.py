@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from ..network import DepthNet, build_model
 from ..network.checkpoint import CheckpointError, load_state_strict, read_checkpoint, save_checkpoint
 from ..network.text import encoder_record
-from .config import TrainConfig, TrainConfigError, check_schedule_trains_image
+from .config import LOSS_MIN_DEPTH, TEXT_DEFAULTS, TrainConfig, TrainConfigError, check_schedule_trains_image
 from .datasets import collate
 from .losses import confidence_loss, silog_loss, valid_mask
 from .schedule import PathSchedule
@@ -81,7 +81,8 @@ def make_datasets(cfg: TrainConfig, progress: bool = True):
     elif d["kind"] == "kitti":
         kw = dict(raw_root=d["raw_root"], gt_root=d.get("gt_root"), calib_dir=d.get("calib_dir"),
                   plane_height=d.get("plane_height", 1.65), plane_pitch=d.get("plane_pitch", 0.0),
-                  pre_crop=None if d.get("crop", "kb") == "none" else "kb")
+                  pre_crop=None if d.get("crop", "kb") == "none" else "kb",
+                  require_depth=True)  # frames without ground truth would train / be scored on nothing
         train = KittiDataset(d["train_split"], augment=aug, **kw, **common)
         val = KittiDataset(d["val_split"], augment=None, **kw, **common) if d.get("val_split") else None
     else:
@@ -131,9 +132,14 @@ def _require_same_run(before, now, latest) -> None:
         d = cfg.get(section) if isinstance(cfg.get(section), dict) else {}
         if key is None:  # the training data; the validation set may change
             return {k: v for k, v in d.items() if not k.startswith("val_")}
+        if section == "text":  # unset keys are the defaults: a section left out equals one that spells them
+            return {**TEXT_DEFAULTS, **d}.get(key)
         return d.get(key)
 
-    keys = [("data", None), ("train", "batch_size"), ("train", "seed")]
+    # the text section decides the sentences and their encoder, so the embeddings trained on; where the
+    # embeddings are cached and where the encoder's folder lies (text.model) may move
+    keys = [("data", None), ("train", "batch_size"), ("train", "seed")] + \
+        [("text", k) for k in sorted(TEXT_DEFAULTS) if k not in ("cache_dir", "model")]
     changed = [".".join(k for k in key if k) for key in keys if part(before, *key) != part(now, *key)]
     if changed:
         raise TrainConfigError(f"--resume: {', '.join(changed)} changed since '{latest}' was written; the "
@@ -207,7 +213,7 @@ def compute_losses(net, batch: dict, path: str, tc: dict, device) -> dict:
     text = batch.get("text")
     out = net(batch["rgb"].to(device), batch["embodied"].to(device),
               None if text is None else text.to(device), path=path)
-    mask = valid_mask(gt, 0.1, _maxd(net))  # WorDepth/BTS: 0.1 < gt < max_depth
+    mask = valid_mask(gt, LOSS_MIN_DEPTH, _maxd(net))  # WorDepth/BTS: 0.1 < gt < max_depth
     silog = silog_loss(out["log_depth"], gt, mask, tc["silog_lambda"])
     terms = dict(silog=silog, kl_text=out["kl_text"], kl_eps=out["kl_eps"],
                  conf=confidence_loss(out["conf_logit"], out["log_depth"], gt, mask) if path == "image"
