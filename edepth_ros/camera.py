@@ -146,8 +146,17 @@ def _size(value, field: str) -> int:
 class CameraModel:
     """A calibrated camera: intrinsics at one image size, rays, projection.
 
-    Immutable by convention; equal models (same size, matrices, distortion) share cached rays.
+    A value: its arrays are read-only and its attributes cannot be reassigned once built (the
+    derived models, resized() and cropped(), are new objects), so its key and cached rays stay
+    true; equal models (same size, matrices, distortion) share cached rays.
     """
+
+    def __setattr__(self, name, value):
+        if self.__dict__.get("_sealed") and name != "_rays":
+            raise AttributeError(f"CameraModel.{name}: a camera model cannot change once built (its cached "
+                                 "rays would not follow); build another with CameraModel(...), resized() or "
+                                 "cropped()")
+        object.__setattr__(self, name, value)
 
     def __init__(self, width: int, height: int, K, D=None, R=None, P=None,
                  distortion_model: str = "plumb_bob", frame_id: str = "",
@@ -202,6 +211,7 @@ class CameraModel:
         self._rays: Optional[np.ndarray] = None
         if not self.rectified:
             self.rays()  # undistorted once per model, here, so an uninvertible D is refused at once
+        self._sealed = True
 
     def _freeze(self) -> None:
         """A model is a value: its arrays are read-only, so the caches keyed on them stay true."""
@@ -298,10 +308,11 @@ class CameraModel:
         P = None if self.P is None else A @ self.P
         K = A @ self.K
         new = CameraModel.__new__(CameraModel)
-        new.__dict__.update(self.__dict__)
+        new.__dict__.update(self.__dict__, _sealed=False)
         new.width, new.height = _size(width, "width"), _size(height, "height")
         new.K, new.P, new._rays = K, P, None
         new._freeze()
+        new._sealed = True
         return new
 
     def resized(self, width: int, height: int, scale: Optional[tuple] = None) -> "CameraModel":

@@ -19,6 +19,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from .camera import CameraModel
+from .described import described
 from .ground import GroundPlane
 from .labels import ClassGroups, unknown_ids_message, validate_labels
 
@@ -223,13 +224,25 @@ class EmbodiedDepth:
         return self._geometry(camera, plane).depth
 
     # ------------------------------------------------------------------ full computation
-    def compute(self, camera: CameraModel, plane: Optional[GroundPlane], labels: np.ndarray) -> EmbodiedResult:
-        """Embodied depth for one frame: `labels` uint8 (H, W) Cityscapes train ids at the camera's size."""
+    def compute(self, camera: CameraModel, plane: Optional[GroundPlane], labels: np.ndarray,
+                blind: Optional[np.ndarray] = None) -> EmbodiedResult:
+        """Embodied depth for one frame: `labels` uint8 (H, W) Cityscapes train ids at the camera's size.
+
+        blind: optional bool (H, W), pixels the camera does not see through (``image_check.blind_mask``).
+        None of them is inpainted (that would copy the road around them in); those labelled road or
+        ground get no depth and are no ground contact (the plane would make them free road). Blind
+        vertical pixels keep the depth of a ground contact the camera sees; sky stays sky. The rest
+        stays region NONE, NaN, confidence 0, its share in ``reason``.
+        """
         if not isinstance(camera, CameraModel) or not (plane is None or isinstance(plane, GroundPlane)):
             raise TypeError(f"EmbodiedDepth.compute: camera must be a CameraModel and plane a GroundPlane "
                             f"or None, got {type(camera).__name__} and {type(plane).__name__}")
         H, W = camera.height, camera.width
         labels = validate_labels(labels, H, W)
+        if blind is not None and not (isinstance(blind, np.ndarray) and blind.dtype == bool
+                                      and blind.shape == (H, W)):
+            raise TypeError(f"EmbodiedDepth.compute: blind must be a bool ({H}, {W}) array or None, got "
+                            f"{described(blind)}")
         if plane is None:
             return self._finish(EmbodiedResult.empty(H, W, "no ground plane: no pose from tf, parameters "
                                                      "or tracker"), self._group_lut[labels] == Region.SKY)
@@ -239,6 +252,13 @@ class EmbodiedDepth:
 
         group = cv2.LUT(labels, self._group_lut)  # SIMD table lookup, ~10x numpy's take
         reasons = []
+        if blind is not None and not blind.any():
+            blind = None
+        if blind is not None:
+            # road and ground lose their labels: the plane would make them free road whatever hides
+            # there; vertical pixels keep theirs (depth from a ground contact the camera sees: the
+            # sunlit side of a white car), sky stays sky. None of them is inpainted (below).
+            group[blind & ((group - np.uint8(1)) <= np.uint8(1))] = Region.NONE
         unknown = cv2.LUT(labels, self._unknown_lut)
         if cv2.countNonZero(unknown):  # another label convention would give finite, wrong depth
             reasons.append(unknown_ids_message(labels, unknown))
@@ -282,12 +302,20 @@ class EmbodiedDepth:
             holes = region == Region.NONE
             if n_contradicted:
                 holes &= ~contradicted
+            if blind is not None:
+                holes &= ~blind
             if holes.any():
                 if self._inpaint(depth, holes, sky):
                     np.copyto(region, np.uint8(Region.INPAINTED), where=holes)
                 else:
                     reasons.append("no pixel with depth on the inpainting grid: the holes stay NaN "
                                    "(raise inpaint_scale)")
+        if blind is not None:
+            n_unseen = int(np.count_nonzero(blind & (region == Region.NONE)))
+            if n_unseen:
+                reasons.append(f"{100 * n_unseen / blind.size:.1f}% of the image is blind (nearly all black or "
+                               "white: a covered lens, glare) and has no depth: the ground plane would make it "
+                               "free road whatever is hidden there")
         if cfg.sky_depth is not None:
             depth[sky] = cfg.sky_depth
         confidence = cv2.LUT(region, self._conf_lut)

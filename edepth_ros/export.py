@@ -300,6 +300,12 @@ def export_onnx(checkpoint, height: int, width: int, text: Optional[str | Sequen
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise ExportError(f"--out {out}: the file name must end in .onnx (the sidecar goes beside it as .json)")
+    side = out.with_suffix(".json")
+    if side.exists() and not side.is_file():  # found only at the end, after minutes of export and checks
+        raise ExportError(f"--out {out}: its sidecar {side} is a folder (or not a regular file), so the sidecar "
+                          "cannot be written there; move it away or choose another --out name")
+    if out.exists() and not out.is_file():
+        raise ExportError(f"--out {out}: a folder (or not a regular file); give an .onnx file name")
     if exporter not in ("torchscript", "dynamo"):
         raise ExportError(f"--exporter {exporter!r}: use 'torchscript' or 'dynamo'")
     if exporter == "dynamo" and opset < 18:

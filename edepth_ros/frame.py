@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
+from .described import described
+
 if TYPE_CHECKING:  # only for annotations: keeps this module free of import cycles
     from .camera import CameraModel
     from .embodied import EmbodiedResult
@@ -39,7 +41,7 @@ class Frame:
             from .pipeline import PipelineError
 
             raise PipelineError(
-                f"frame.plane: expected a GroundPlane or None, got {_described(self.plane)}; build it with "
+                f"frame.plane: expected a GroundPlane or None, got {described(self.plane)}; build it with "
                 "GroundPlane.from_transform(T_cam_from_ground) from a 4x4 pose or "
                 "GroundPlane.from_static(height, pitch, roll) from a mounting height"
             )
@@ -47,15 +49,9 @@ class Frame:
             from .pipeline import PipelineError
 
             raise PipelineError(
-                f"frame.camera: expected a CameraModel, got {_described(self.camera)}; build it with "
+                f"frame.camera: expected a CameraModel, got {described(self.camera)}; build it with "
                 "CameraModel.from_intrinsics(fx, fy, cx, cy, width, height) or CameraModel.from_camera_info(info)"
             )
-
-
-def _described(value) -> str:
-    """A wrong argument's type (and shape for arrays), for an error message."""
-    shape = getattr(value, "shape", None)
-    return f"{type(value).__name__} {tuple(shape)}" if shape is not None else f"{type(value).__name__} {value!r:.40}"
 
 
 @dataclass
@@ -65,7 +61,8 @@ class DepthResult:
     depth: float32 metres, NaN where there is no estimate. confidence: float32 in [0, 1].
     embodied: the embodied scene depth the network was given. timings: milliseconds per stage.
     problem: "" normally; when the frame has no estimate at all, why (an unusable image, no ground
-    plane), the depth then all NaN and the confidence 0.
+    plane), the depth then all NaN and the confidence 0. blind_fraction: the share of the image's
+    pixels that are blind (``image_check.blind_mask``) and were given no depth.
     """
 
     depth: np.ndarray
@@ -74,3 +71,4 @@ class DepthResult:
     labels: Optional[np.ndarray] = None
     timings: dict = field(default_factory=dict)
     problem: str = ""
+    blind_fraction: float = 0.0

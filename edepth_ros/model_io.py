@@ -99,8 +99,38 @@ def check_inputs(rgb: np.ndarray, embodied: np.ndarray, size: Optional[tuple[int
             f"{getattr(embodied, 'dtype', type(embodied).__name__)} {getattr(embodied, 'shape', '')}; "
             "build it with model_io.pack_embodied"
         )
+    _check_embodied_values(embodied)
+
+
+def _check_embodied_values(embodied: np.ndarray) -> None:
+    """Finite, depth >= 0 (0 = none), confidence in [0, 1]: what ``pack_embodied`` makes. A negative
+    depth or a confidence of 50 is no 'none' code the graph knows: it runs and returns a wrong map."""
     if not np.isfinite(embodied).all():
         raise ModelInputError("tensor 'embodied': contains NaN/inf; 0 is the 'none' code (use pack_embodied)")
+    depth, conf = embodied[..., 0, :, :], embodied[..., 1, :, :]
+    if depth.size and float(depth.min()) < 0.0:
+        raise ModelInputError(f"tensor 'embodied': channel 0 (depth, metres) has negative values (min "
+                              f"{float(depth.min()):.4g}); 0 is the 'none' code (use pack_embodied)")
+    if conf.size and (float(conf.min()) < 0.0 or float(conf.max()) > 1.0):
+        raise ModelInputError(f"tensor 'embodied': channel 1 (confidence) must lie in [0, 1], got "
+                              f"{float(conf.min()):.4g}..{float(conf.max()):.4g} (use pack_embodied)")
+
+
+def sanitize_outputs(depth: np.ndarray, confidence: np.ndarray, max_depth: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """A network's outputs held to the contract: depth in (0, max_depth] or NaN (no estimate),
+    confidence in [0, 1] and 0 where the depth is NaN. NaN, inf and depth <= 0 (what an FP16 engine
+    overflowing or a foreign model gives) become NaN with confidence 0; depth above max_depth is
+    capped. Valid outputs come back unchanged. Returns (depth, confidence, pixels made NaN)."""
+    depth = np.asarray(depth, dtype=np.float32)
+    confidence = np.asarray(confidence, dtype=np.float32)
+    bad = ~((depth > 0) & (depth < np.inf))  # NaN compares False: bad too
+    n_bad = int(np.count_nonzero(bad))
+    if n_bad:
+        depth = np.where(bad, np.float32(np.nan), depth)
+    depth = np.minimum(depth, np.float32(max_depth))
+    confidence = np.where(bad | ~np.isfinite(confidence), np.float32(0.0),
+                          np.clip(confidence, 0.0, 1.0)).astype(np.float32, copy=False)
+    return depth, confidence, n_bad
 
 
 def check_batch(rgb: np.ndarray, embodied: np.ndarray, size: Optional[tuple[int, int]]) -> None:
@@ -112,8 +142,7 @@ def check_batch(rgb: np.ndarray, embodied: np.ndarray, size: Optional[tuple[int,
     if rgb.shape[0] != embodied.shape[0]:
         raise ModelInputError(f"tensors 'rgb' and 'embodied': batch {rgb.shape[0]} and {embodied.shape[0]} differ")
     check_inputs(rgb[0], embodied[0], size)  # dtype and per-frame shape, the same for every frame
-    if not np.isfinite(embodied).all():  # the first frame was checked, NaN may be in any
-        raise ModelInputError("tensor 'embodied': contains NaN/inf; 0 is the 'none' code (use pack_embodied)")
+    _check_embodied_values(embodied)  # the first frame was checked, bad values may be in any
 
 
 # ---------------------------------------------------------------------------------------------

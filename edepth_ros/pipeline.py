@@ -14,7 +14,7 @@ import numpy as np
 
 from .backends.base import Backend
 from .frame import DepthResult, Frame
-from .image_check import ImageCheckConfig, image_problem
+from .image_check import ImageCheckConfig, blind_mask, image_problem
 from .labels import LabelError, validate_labels
 from .model_io import pack_embodied
 from .preprocess import ModelInput
@@ -41,7 +41,10 @@ class DepthPipeline:
     fallback_plane: ``ground.GroundPlane`` used for frames whose ``plane`` is None; with none,
     such frames return all-NaN depth with the reason in ``result.problem``.
     image_check: ``image_check.ImageCheckConfig`` (default thresholds when None); an image it finds
-    unusable (blank, blinded, noise) gets all-NaN depth with the reason in ``result.problem``.
+    unusable (blank, blinded, noise) gets all-NaN depth with the reason in ``result.problem``; a
+    usable one's blind pixels (``image_check.blind_mask``) get NaN depth and confidence 0 unless
+    they stand on ground the camera sees (``EmbodiedDepth.compute``), the share in
+    ``result.blind_fraction`` and ``result.embodied.reason``.
     """
 
     def __init__(self, backend: Backend, embodied_config=None, segmenter=None,
@@ -83,9 +86,11 @@ class DepthPipeline:
             raise PipelineError(f"frame.rgb is {w}x{h} but frame.camera is {camera.width}x{camera.height}")
         t = time.perf_counter()
         problem = image_problem(rgb, self.image_check)
-        timings["image_check_ms"] = _ms(t)
         if problem:  # no depth rather than plane depth under a camera that sees nothing
+            timings["image_check_ms"] = _ms(t)
             return self._no_depth_result(frame, problem, timings, t_start)
+        blind = blind_mask(rgb, self.image_check)  # the same, for the parts of the image that see nothing
+        timings["image_check_ms"] = _ms(t)
         plane = frame.plane if frame.plane is not None else self.fallback_plane
         if plane is None:
             return self._no_depth_result(frame, NO_PLANE_REASON, timings, t_start)
@@ -106,7 +111,7 @@ class DepthPipeline:
                 raise PipelineError(str(exc)) from None
 
         t = time.perf_counter()
-        emb = self.embodied.compute(camera, plane, labels)
+        emb = self.embodied.compute(camera, plane, labels, blind)
         timings["embodied_ms"] = _ms(t)
 
         t = time.perf_counter()
@@ -122,15 +127,23 @@ class DepthPipeline:
         t = time.perf_counter()
         depth, conf = mi.to_image(depth_m, conf_m, camera)
         np.minimum(depth, self.backend.max_depth, out=depth, where=np.isfinite(depth))  # resampling rounding
-        if self.mask_sky:
-            from .embodied import Region
+        from .embodied import Region
 
+        if self.mask_sky:
             sky = emb.region == Region.SKY
             depth[sky] = emb.depth[sky]
             conf[sky] = 0.0
+        blind_fraction = 0.0
+        if blind is not None:
+            # the network guesses there too: what is blind and has no embodied depth has none
+            unseen = blind & (emb.region == Region.NONE)
+            depth[unseen] = np.nan
+            conf[unseen] = 0.0
+            blind_fraction = float(np.count_nonzero(unseen)) / unseen.size
         timings["postprocess_ms"] = _ms(t)
         timings["total_ms"] = _ms(t_start)
-        return DepthResult(depth=depth, confidence=conf, embodied=emb, labels=labels, timings=timings)
+        return DepthResult(depth=depth, confidence=conf, embodied=emb, labels=labels, timings=timings,
+                           blind_fraction=blind_fraction)
 
     def _no_depth_result(self, frame: Frame, reason: str, timings: dict, t_start: float) -> DepthResult:
         from .embodied import EmbodiedResult

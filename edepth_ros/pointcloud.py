@@ -18,6 +18,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from .camera import CameraModel
+
 
 class PointCloudError(ValueError):
     """Bad input to the point-cloud functions; the message names the argument."""
@@ -70,9 +72,21 @@ _PLANES: "OrderedDict[tuple, tuple]" = OrderedDict()
 _PLANES_SIZE = 4
 
 
-def _ray_planes(camera, shape, decimation: int) -> tuple[np.ndarray, np.ndarray]:
-    key_fn = getattr(camera, "key", None)
-    key = (key_fn() if callable(key_fn) else id(camera), decimation, tuple(shape))
+def _check_camera(camera) -> CameraModel:
+    """camera as a CameraModel; TypeError naming it for anything else. The ray caches key on
+    ``CameraModel.key()`` (the intrinsics, distortion and rotation, whose arrays a model freezes):
+    another object has no such value, and keying it by id() would hand a new camera, allocated at
+    a freed one's address, the old camera's rays (silently wrong points)."""
+    if not isinstance(camera, CameraModel):
+        raise TypeError(
+            f"camera: expected an edepth_ros.camera.CameraModel, got {type(camera).__name__}; build it with "
+            "CameraModel.from_camera_info(info) or CameraModel.from_intrinsics(fx, fy, cx, cy, width, height)"
+        )
+    return camera
+
+
+def _ray_planes(camera: CameraModel, shape, decimation: int) -> tuple[np.ndarray, np.ndarray]:
+    key = (camera.key(), decimation, tuple(shape))
     planes = _PLANES.get(key)
     if planes is None:
         rays = _rays_for(camera, shape, decimation)
@@ -98,7 +112,7 @@ def _packed_plane(rgb: np.ndarray) -> np.ndarray:
 
 def cloud_array(
     depth: np.ndarray,
-    camera,
+    camera: CameraModel,
     rgb: Optional[np.ndarray] = None,
     decimation: int = 1,
     max_range: float = math.inf,
@@ -113,19 +127,15 @@ def cloud_array(
     the valid points, in row-major pixel order. ``out``: a float32 C-contiguous buffer of the
     result's size to write into (e.g. a view of a message's buffer; see ``count_valid``).
     """
-    depth = np.asarray(depth)
-    if depth.ndim != 2 or depth.dtype != np.float32:
-        raise PointCloudError(f"depth: expected float32 (H, W), got {depth.dtype} {depth.shape}")
+    depth = _check_depth(depth)
     decimation = check_decimation(decimation)
-    if not (max_range > 0):
-        raise PointCloudError(f"max_range: must be > 0, got {max_range}")
     if rgb is not None:
         rgb = np.asarray(rgb)
         if rgb.shape != depth.shape + (3,) or rgb.dtype != np.uint8:
             raise PointCloudError(
                 f"rgb: expected uint8 {depth.shape + (3,)} to match depth, got {rgb.dtype} {rgb.shape}"
             )
-    rx, ry = _ray_planes(camera, depth.shape, decimation)
+    rx, ry = _ray_planes(_check_camera(camera), depth.shape, decimation)
     z = np.ascontiguousarray(depth[::decimation, ::decimation])
     mask = _valid_mask(z, min_depth, max_range)
     colours = None if rgb is None else rgb[::decimation, ::decimation]
@@ -157,16 +167,31 @@ def cloud_array(
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
+def _check_depth(depth) -> np.ndarray:
+    depth = np.asarray(depth)
+    if depth.ndim != 2 or depth.dtype != np.float32:
+        raise PointCloudError(f"depth: expected float32 (H, W), got {depth.dtype} {depth.shape}")
+    return depth
+
+
 def _valid_mask(z: np.ndarray, min_depth: float, max_range: float) -> np.ndarray:
     """uint8 255 where min_depth < z <= max_range and z is finite (cv2.inRange is inclusive and
     false for NaN; the upper bound is capped at float32's largest value, so +inf depth, REP 118's
     "too far", is never a point, even with max_range = inf)."""
+    for name, value in (("min_depth", min_depth), ("max_range", max_range)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise PointCloudError(f"{name}: expected a number of metres, got {value!r}")
+    if not (math.isfinite(min_depth) and min_depth >= 0):  # NaN would make every point invalid, or valid
+        raise PointCloudError(f"min_depth: must be a finite number >= 0 metres, got {min_depth}")
+    if not max_range > min_depth:
+        raise PointCloudError(f"max_range: must be > min_depth ({min_depth} m), got {max_range}")
     lo = float(np.nextafter(np.float32(min_depth), np.float32(np.inf)))
     return cv2.inRange(z, lo, min(float(max_range), _F32_MAX))
 
 
 def count_valid(depth: np.ndarray, decimation: int = 1, max_range: float = math.inf, min_depth: float = 0.0) -> int:
     """How many points an unorganised ``cloud_array`` with these settings returns."""
+    depth = _check_depth(depth)
     decimation = check_decimation(decimation)
     z = np.ascontiguousarray(depth[::decimation, ::decimation])
     return int(cv2.countNonZero(_valid_mask(z, min_depth, max_range)))
@@ -174,7 +199,7 @@ def count_valid(depth: np.ndarray, decimation: int = 1, max_range: float = math.
 
 def depth_to_points(
     depth: np.ndarray,
-    camera,
+    camera: CameraModel,
     rgb: Optional[np.ndarray] = None,
     decimation: int = 1,
     max_range: float = math.inf,

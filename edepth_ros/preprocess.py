@@ -19,6 +19,12 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from .camera import CameraModel
+from .described import described
+
+_MAX_PIXELS = 2 ** 27  # as camera.py: more than any camera (and the model's input) has
+_DEPTH_HINT = "convert it to metres (e.g. depth_mm.astype(np.float32) / 1000)"
+
 
 class PreprocessError(ValueError):
     """A model input size or image given to ModelInput is unusable (the message names it)."""
@@ -43,9 +49,18 @@ class ModelInput:
     mode: str = "resize"
 
     def __post_init__(self):
-        if int(self.height) <= 0 or int(self.width) <= 0:
-            raise PreprocessError(f"model_input: height/width must be positive, got {self.height}x{self.width}")
-        if self.mode not in ("resize", "crop"):
+        # whole numbers only (2.0 is 2, never 192.5 truncated); stored as int so windows are ints
+        try:
+            height, width = _pixels(self.height, "height"), _pixels(self.width, "width")
+        except PreprocessError:
+            raise PreprocessError(f"model_input: height/width must be positive whole numbers of pixels, "
+                                  f"got height {self.height!r}, width {self.width!r}") from None
+        object.__setattr__(self, "height", height)
+        object.__setattr__(self, "width", width)
+        if self.height * self.width > _MAX_PIXELS:
+            raise PreprocessError(f"model_input: height/width {self.height}x{self.width} is more than "
+                                  f"{_MAX_PIXELS / 1e6:.0f} megapixels; give the model's input size")
+        if not isinstance(self.mode, str) or self.mode not in ("resize", "crop"):
             raise PreprocessError(f"model_input.mode: {self.mode!r} is not one of 'resize', 'crop'")
 
     @property
@@ -53,11 +68,17 @@ class ModelInput:
         return (int(self.height), int(self.width))
 
     def window(self, image_w: int, image_h: int) -> Window:
+        image_w, image_h = _pixels(image_w, "image_w"), _pixels(image_h, "image_h")
         if self.mode == "resize":
             return Window(self.width, self.height, 0, 0, self.width, self.height)
         scale = max(self.width / image_w, self.height / image_h)
         sw = max(self.width, int(round(image_w * scale)))
         sh = max(self.height, int(round(image_h * scale)))
+        if sw * sh > _MAX_PIXELS:
+            raise PreprocessError(
+                f"model_input.mode: 'crop' would scale the {image_w}x{image_h} image to {sw}x{sh} to cover "
+                f"{self.width}x{self.height}; the aspect ratios are too far apart (use mode 'resize')"
+            )
         return Window(sw, sh, (sw - self.width) // 2, sh - self.height, self.width, self.height)
 
     def is_identity(self, image_w: int, image_h: int) -> bool:
@@ -66,6 +87,7 @@ class ModelInput:
     # -- image -> model ----------------------------------------------------------------------
 
     def camera_to_model(self, camera):
+        _check_camera(camera)
         if self.is_identity(camera.width, camera.height):
             return camera
         win = self.window(camera.width, camera.height)
@@ -77,6 +99,12 @@ class ModelInput:
     def to_model(self, rgb: np.ndarray, camera, labels: Optional[np.ndarray] = None):
         """(rgb_m, camera_m, labels_m) at the model size; labels_m None when labels is None."""
         h, w = _check_image(rgb, camera)
+        if labels is not None:
+            if not isinstance(labels, np.ndarray) or labels.shape != (h, w):
+                raise PreprocessError(
+                    f"labels: expected a numpy array (H, W) = {(h, w)} of ids matching rgb, got {described(labels)}"
+                )
+            _check_map_dtype(labels, "labels")
         cam_m = self.camera_to_model(camera)
         if self.is_identity(w, h):
             return np.ascontiguousarray(rgb), cam_m, labels
@@ -85,24 +113,28 @@ class ModelInput:
         rgb_m = _crop(cv2.resize(rgb, (win.scaled_w, win.scaled_h), interpolation=interp), win)
         labels_m = None
         if labels is not None:
-            labels_m = _crop(cv2.resize(labels, (win.scaled_w, win.scaled_h), interpolation=cv2.INTER_NEAREST), win)
+            labels_m = _crop(_resize_nearest(labels, win.scaled_w, win.scaled_h), win)
         return np.ascontiguousarray(rgb_m), cam_m, labels_m
 
     def depth_to_model(self, depth: np.ndarray) -> np.ndarray:
         """Depth (H, W) float32, NaN = none, to the model size (inverse-depth bilinear)."""
-        h, w = depth.shape
+        depth = _float_map(depth, "depth", "depth in metres, NaN = none", _DEPTH_HINT)
+        h, w = _map_size(depth, "depth", 2)
         if self.is_identity(w, h):
             return depth.astype(np.float32, copy=False)
         win = self.window(w, h)
         return _crop(_resize_depth(depth, win.scaled_w, win.scaled_h), win)
 
     def nearest_to_model(self, image: np.ndarray) -> np.ndarray:
-        """Any per-pixel map (confidence, region codes) to the model size by nearest neighbour."""
-        h, w = image.shape[:2]
+        """Any per-pixel map (H, W) or (H, W, C) (confidence, region codes) to the model size by
+        nearest neighbour; the dtype is kept."""
+        image = _as_array(image, "image")
+        _check_map_dtype(image, "image")
+        h, w = _map_size(image, "image", 3)
         if self.is_identity(w, h):
             return image
         win = self.window(w, h)
-        return _crop(cv2.resize(image, (win.scaled_w, win.scaled_h), interpolation=cv2.INTER_NEAREST), win)
+        return _crop(_resize_nearest(image, win.scaled_w, win.scaled_h), win)
 
     # -- model -> image ----------------------------------------------------------------------
 
@@ -111,15 +143,17 @@ class ModelInput:
 
         Outside the model's window (crop mode) depth is NaN and confidence 0.
         """
-        depth_m = np.asarray(depth_m, dtype=np.float32)
-        conf_m = np.asarray(conf_m, dtype=np.float32)
+        depth_m = _float_map(depth_m, "depth_m", "depth in metres, NaN = none", _DEPTH_HINT)
+        conf_m = _float_map(conf_m, "conf_m", "confidence in [0, 1]", "scale it (e.g. conf_u8 / 255.0)")
+        depth_m, conf_m = depth_m.astype(np.float32, copy=False), conf_m.astype(np.float32, copy=False)
+        _check_camera(camera)
         if depth_m.shape != self.size or conf_m.shape != self.size:
             raise PreprocessError(
                 f"to_image: depth {depth_m.shape} / confidence {conf_m.shape} are not the model size {self.size}"
             )
         w, h = int(camera.width), int(camera.height)
         if self.is_identity(w, h):
-            return depth_m, conf_m
+            return depth_m, _confidence(conf_m, depth_m)
         win = self.window(w, h)
         if (win.scaled_w, win.scaled_h) != (win.width, win.height):
             canvas_d = np.full((win.scaled_h, win.scaled_w), np.nan, np.float32)
@@ -128,15 +162,84 @@ class ModelInput:
             canvas_c[win.y:win.y + win.height, win.x:win.x + win.width] = conf_m
             depth_m, conf_m = canvas_d, canvas_c
         depth = _resize_depth(depth_m, w, h)
-        conf = cv2.resize(conf_m, (w, h), interpolation=cv2.INTER_LINEAR)
-        conf[~np.isfinite(depth)] = 0.0
-        return depth, np.clip(conf, 0.0, 1.0)
+        return depth, _confidence(cv2.resize(conf_m, (w, h), interpolation=cv2.INTER_LINEAR), depth)
+
+
+def _confidence(conf: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Confidence in [0, 1], 0 where depth is none or the confidence itself is NaN."""
+    return np.where(np.isfinite(depth) & (conf == conf), np.clip(conf, 0.0, 1.0), np.float32(0.0))
+
+
+def _pixels(value, field: str) -> int:
+    """A positive whole number of pixels (int, numpy integer, or a float such as 192.0)."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not ok and isinstance(value, (float, np.floating)) and float(value).is_integer():
+        ok = True
+    if not ok or int(value) <= 0:
+        raise PreprocessError(f"{field}: must be a positive whole number of pixels, got {value!r}")
+    return int(value)
+
+
+def _check_camera(camera) -> None:
+    if not isinstance(camera, CameraModel):
+        raise PreprocessError(
+            f"camera: expected the image's CameraModel, got {type(camera).__name__}; build it with "
+            "CameraModel.from_camera_info(info) or CameraModel.from_intrinsics(...)"
+        )
+
+
+def _as_array(value, field: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged lists
+        raise PreprocessError(f"{field}: not an array ({exc})") from None
+    if arr.dtype == object:
+        raise PreprocessError(f"{field}: expected a numeric array, got {described(value)} of objects")
+    return arr
+
+
+def _float_map(value, field: str, what: str, hint: str) -> np.ndarray:
+    """A floating-point array (lists accepted); integer and bool maps are refused, never taken as
+    metres (uint16 depth is usually millimetres) or as a confidence of 0..255."""
+    arr = _as_array(value, field)
+    if arr.dtype.kind != "f":
+        raise PreprocessError(f"{field}: expected a float array ({what}), got {arr.dtype}; {hint}")
+    return arr
+
+
+def _map_size(arr: np.ndarray, field: str, max_ndim: int) -> tuple[int, int]:
+    if not 2 <= arr.ndim <= max_ndim or arr.shape[0] == 0 or arr.shape[1] == 0:
+        shape = "(H, W)" if max_ndim == 2 else "(H, W) or (H, W, C)"
+        raise PreprocessError(f"{field}: expected a non-empty {shape} array, got shape {arr.shape}")
+    return arr.shape[0], arr.shape[1]
+
+
+_CV_NEAREST = {np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32,
+                                     np.float16, np.float32, np.float64)}
+
+
+def _check_map_dtype(arr: np.ndarray, field: str) -> None:
+    if arr.dtype.kind not in "biuf":
+        raise PreprocessError(f"{field}: expected an integer, bool or float array, got {arr.dtype}")
+
+
+def _resize_nearest(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Nearest-neighbour resize that keeps the dtype. cv2 does it for the types it holds; 64-bit
+    ids (which cv2 would narrow to int32, wrapping large ones), uint32 and bool take the same
+    source pixels, floor(x * src / dst), by indexing."""
+    if image.dtype in _CV_NEAREST and (image.ndim == 2 or image.shape[2] <= 512):
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
+    h, w = image.shape[:2]
+    cols = np.minimum(np.floor(np.arange(width) * (1.0 / (width / w))).astype(np.intp), w - 1)
+    rows = np.minimum(np.floor(np.arange(height) * (1.0 / (height / h))).astype(np.intp), h - 1)
+    return image[rows[:, None], cols]
 
 
 def _check_image(rgb: np.ndarray, camera) -> tuple[int, int]:
+    _check_camera(camera)
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise PreprocessError(
-            f"rgb: expected uint8 (H, W, 3), got {getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}"
+            f"rgb: expected a numpy array uint8 (H, W, 3), got {described(rgb)}"
         )
     h, w = rgb.shape[:2]
     if (w, h) != (int(camera.width), int(camera.height)):

@@ -27,6 +27,7 @@ from typing import Optional, Protocol, runtime_checkable
 import numpy as np
 
 from . import labels as L
+from .described import described
 
 
 class SegmenterError(ValueError):
@@ -63,12 +64,6 @@ def check_rgb(rgb, camera=None, what: str = "rgb") -> np.ndarray:
             f"{camera.width}x{camera.height}; pass the CameraInfo of this image (or resize the model)"
         )
     return np.ascontiguousarray(rgb)
-
-
-def _kind(value) -> str:
-    """A wrong argument's type (and shape for arrays), for an error message."""
-    shape = getattr(value, "shape", None)
-    return f"{type(value).__name__} {tuple(shape)}" if shape is not None else type(value).__name__
 
 
 class LabelImageSegmenter:
@@ -223,7 +218,7 @@ class GeometricSegmenter:
             return GroundPlane.from_static(self.config.default_height)
         if not isinstance(plane, GroundPlane):
             raise SegmenterError(
-                f"plane: expected a GroundPlane or None, got {_kind(plane)}; build it with "
+                f"plane: expected a GroundPlane or None, got {described(plane)}; build it with "
                 "GroundPlane.from_transform(T_cam_from_ground) or GroundPlane.from_static(height, pitch, roll)"
             )
         return plane
@@ -236,7 +231,7 @@ class GeometricSegmenter:
 
         if not isinstance(camera, CameraModel):
             raise SegmenterError(
-                f"camera: expected the image's CameraModel, got {_kind(camera)}; build it with "
+                f"camera: expected the image's CameraModel, got {described(camera)}; build it with "
                 "CameraModel.from_intrinsics(...) or CameraModel.from_camera_info(info)"
             )
         plane = self._plane(plane)

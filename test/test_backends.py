@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -298,3 +299,196 @@ def test_backend_options_are_validated(exported):
     assert create_backend("embodied", None, threads=0, max_depth=50.0, input_size=(4, 5)).max_depth == 50.0
     # auto cannot know which runtime it picks: an option of another candidate is not an error
     assert create_backend("auto", str(ckpt), threads=1, engine_cache_dir="/tmp/x").name.startswith("torch")
+
+
+# ---------------------------------------------------------------------------------------------
+# 4 Dec review: models, options and inputs that broke the contract silently or with a raw traceback
+
+
+def _fake_model(path, depth_add, conf_add, h=4, w=6, graph_hw=None):
+    """An ONNX with edepth's tensor names (not edepth's network): depth = embodied depth + depth_add,
+    confidence = embodied confidence + conf_add, at a (graph_hw) size; its sidecar says h x w."""
+    pytest.importorskip("onnx")
+    from contract_graph import save_contract_graph
+    from onnx import helper, numpy_helper
+
+    from edepth_ros.model_io import ModelSpec, write_sidecar
+
+    gh, gw = graph_hw or (h, w)
+    inits = [numpy_helper.from_array(np.asarray(depth_add, np.float32).reshape(1, 1, h, w), "dadd"),
+             numpy_helper.from_array(np.asarray(conf_add, np.float32).reshape(1, 1, h, w), "cadd")]
+    inits += [numpy_helper.from_array(np.array([i], np.int64), f"s{i}") for i in range(3)]
+    nodes = [helper.make_node("Slice", ["embodied", "s0", "s1", "s1"], ["e0"]),
+             helper.make_node("Slice", ["embodied", "s1", "s2", "s1"], ["e1"]),
+             helper.make_node("Add", ["e0", "dadd"], ["depth"]), helper.make_node("Add", ["e1", "cadd"], ["confidence"])]
+    save_contract_graph(path, nodes, inits, gh, gw)
+    write_sidecar(path, ModelSpec.for_size(h, w, 80.0))
+    return path
+
+
+def test_model_outputs_outside_the_contract_become_no_estimate(tmp_path, caplog):
+    """NaN / inf / negative / 0 depth (an FP16 engine overflowing, a foreign model) is NaN with
+    confidence 0, depth above max_depth is capped, confidence clipped to [0, 1]: until 4 Dec they
+    were returned as the runtime gave them (inf, -5 m, 205 m at max_depth 80, confidence NaN / 1.3)."""
+    import logging
+
+    pytest.importorskip("onnxruntime")
+    dadd = np.zeros((4, 6), np.float32)
+    dadd.flat[:6] = [np.nan, np.inf, -np.inf, -10.0, 200.0, -5.0]  # embodied depth is 5: -5 gives 0
+    cadd = np.zeros((4, 6), np.float32)
+    cadd.flat[6:9] = [np.nan, -0.9, 0.8]
+    b = create_backend("onnxruntime-cpu", str(_fake_model(tmp_path / "fake.onnx", dadd, cadd)), threads=1)
+    emb = np.stack([np.full((4, 6), 5.0, np.float32), np.full((4, 6), 0.5, np.float32)])
+    with caplog.at_level(logging.WARNING):
+        depth, conf = b.infer(np.zeros((4, 6, 3), np.uint8), emb)
+        batch_depth, batch_conf = b.infer_batch(np.zeros((1, 4, 6, 3), np.uint8), emb[None])
+    for d, c in ((depth, conf), (batch_depth[0, 0], batch_conf[0, 0])):
+        assert d.dtype == c.dtype == np.float32
+        assert np.isnan(d[0, [0, 1, 2, 3, 5]]).all() and (c[0, [0, 1, 2, 3, 5]] == 0).all()
+        assert d[0, 4] == 80.0 and c[0, 4] == 0.5  # capped at the sidecar's max depth
+        assert c[1, 0] == 0.0 and c[1, 1] == 0.0 and c[1, 2] == 1.0  # NaN, -0.4, 1.3
+        np.testing.assert_array_equal(d[2:], 5.0)  # valid outputs unchanged
+        np.testing.assert_array_equal(c[2:], 0.5)
+    assert sum("NaN, inf or <= 0" in r.getMessage() for r in caplog.records) == 1  # warned once
+
+
+def test_the_embodied_backend_does_not_warn_about_its_own_no_estimate(caplog):
+    """NaN is the embodied depth's "none" (sky, nothing to anchor): the contract check must not
+    warn "an FP16 overflow, or not an edepth model?" on every run of the embodied backend."""
+    import logging
+
+    depth = np.full((4, 6), 5.0, np.float32)
+    depth[0] = 0.0  # none
+    emb = np.stack([depth, np.full((4, 6), 0.5, np.float32)])
+    with caplog.at_level(logging.WARNING):
+        d, c = EmbodiedOnlyBackend().infer(np.zeros((4, 6, 3), np.uint8), emb)
+    assert np.isnan(d[0]).all() and (c[0] == 0).all() and (d[1:] == 5.0).all()
+    assert not [r for r in caplog.records if "NaN, inf or <= 0" in r.getMessage()]
+
+
+def test_graph_of_dynamic_size_runs_at_its_sidecars_size(tmp_path):
+    """A graph whose height/width are dynamic with a sidecar of 4 x 6: input_size was None, so any size
+    was fed to it (a raw ONNX Runtime error here, a silent run at another size for a real network)."""
+    pytest.importorskip("onnxruntime")
+    path = _fake_model(tmp_path / "dyn.onnx", np.zeros((4, 6)), np.zeros((4, 6)), graph_hw=("h", "w"))
+    b = create_backend("onnxruntime-cpu", str(path), threads=1)
+    assert b.input_size == (4, 6)
+    with pytest.raises(ModelInputError, match="'rgb': this model takes 4x6.*got 8x12"):
+        b.infer(np.zeros((8, 12, 3), np.uint8), np.zeros((2, 8, 12), np.float32))
+    depth, _ = b.infer(np.zeros((4, 6, 3), np.uint8), np.full((2, 4, 6), 0.5, np.float32))
+    assert depth.shape == (4, 6)
+
+
+@pytest.mark.parametrize("channel, value, match", [
+    (0, -3.0, r"channel 0 \(depth, metres\) has negative values"),
+    (1, 50.0, r"channel 1 \(confidence\) must lie in \[0, 1\]"),
+    (1, -0.1, r"channel 1 \(confidence\) must lie in \[0, 1\]"),
+])
+def test_embodied_values_pack_embodied_never_makes_are_refused(exported, channel, value, match):
+    """A negative embodied depth or a confidence outside [0, 1] is no code the graph knows: it ran
+    and changed the depth by up to 33 m (negative depth) / 10 m (confidence 50) without a word."""
+    _, onnx_path = exported
+    rgb, emb = inputs()
+    bad = emb.copy()
+    bad[channel, H // 2:] = value
+    for b in (create_backend("onnxruntime-cpu", str(onnx_path), threads=1), EmbodiedOnlyBackend()):
+        with pytest.raises(ModelInputError, match=match):
+            b.infer(rgb, bad)
+    ort_b = create_backend("onnxruntime-cpu", str(onnx_path), threads=1)
+    with pytest.raises(ModelInputError, match=match):
+        ort_b.infer_batch(rgb[None], bad[None])
+    assert np.isfinite(ort_b.infer(rgb, emb)[0]).all()  # pack_embodied's output still runs
+
+
+@pytest.mark.parametrize("kind", ["onnxruntime-cpu", "torch"])
+@pytest.mark.parametrize("threads", [10**5, 2**31, 2**40])
+def test_threads_beyond_any_machine_are_refused(exported, kind, threads):
+    """threads=100000 had ONNX Runtime starting threads for over 10 minutes (17 GB, never ready);
+    2**31 and more were raw TypeError / ValueError from pybind11 and torch."""
+    from edepth_ros.backends.base import max_threads
+
+    _, onnx_path = exported
+    with pytest.raises(BackendError, match=rf"{kind.split('-')[0]} option threads={threads}: more than "
+                                           rf"{max_threads()}"):
+        create_backend(kind, str(onnx_path), threads=threads)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("max_depth", float("nan")), ("max_depth", 0), ("max_depth", -5.0), ("max_depth", "abc"),
+    ("max_depth", float("inf")), ("input_size", "96x320"), ("input_size", (96,)), ("input_size", (0, 5)),
+    ("input_size", (96.5, 320)), ("input_size", (-1, 4)),
+])
+def test_embodied_backend_options_are_validated(option, value):
+    """NaN max_depth made every depth NaN, "96x320" a 9 x 6 input, 0 / -5 m capped all depth at a
+    range no depth has; (96,) and "abc" were raw IndexError / ValueError."""
+    with pytest.raises(BackendError, match=rf"embodied option {option}="):
+        create_backend("embodied", None, **{option: value})
+    ok = create_backend("embodied", None, max_depth=np.float64(50.0), input_size=[96.0, np.int64(320)])
+    assert ok.max_depth == 50.0 and ok.input_size == (96, 320)
+
+
+def test_model_path_that_is_not_a_file_says_what_it_is(tmp_path):
+    """A folder, a loop of links or a dangling link was "model file ... not found"."""
+    (tmp_path / "models.onnx").mkdir()
+    (tmp_path / "a.onnx").symlink_to(tmp_path / "b.onnx")
+    (tmp_path / "b.onnx").symlink_to(tmp_path / "a.onnx")
+    (tmp_path / "gone.onnx").symlink_to(tmp_path / "deleted.onnx")
+    for name, match in (("models.onnx", "is a folder, not a model file"), ("a.onnx", "is a symbolic link that is part of a loop of links"),
+                        ("gone.onnx", "is a symbolic link that points to .*deleted.onnx.*which does not exist"),
+                        ("missing.onnx", "not found")):
+        for kind in ("auto", "onnxruntime-cpu", "torch"):
+            with pytest.raises(BackendError, match=rf"{name} {match}"):
+                create_backend(kind, str(tmp_path / name))
+
+
+def test_closed_backend_says_so(exported):
+    """infer after close() was AttributeError: 'NoneType' object has no attribute 'run'."""
+    _, onnx_path = exported
+    b = create_backend("onnxruntime-cpu", str(onnx_path), threads=1)
+    b.close()
+    b.close()  # idempotent
+    with pytest.raises(BackendError, match="demo.onnx is closed; create a new one"):
+        b.infer(*inputs())
+
+
+@pytest.mark.parametrize("edit, shown", [({"max_depth": 40.0}, "max_depth 80.0 (checkpoint: 40.0)"),
+                                         ({"latent_dim": 16}, "latent_dim 32 (checkpoint: 16)")])
+def test_torch_from_onnx_refuses_a_checkpoint_of_another_config(exported, tmp_path, edit, shown):
+    """A sidecar without checkpoint_sha256 (hand-made, older) naming a checkpoint of another config:
+    PyTorch ran it as "the same graph" (max_depth 40 against the graph's 80: depth 19 m from ONNX
+    Runtime's), or gave a raw ValueError from DeployNet (another latent size)."""
+    from edepth_ros.network import build_model, model_config, save_checkpoint
+
+    _, onnx_path = exported
+    model = tmp_path / "m.onnx"
+    shutil.copy(onnx_path, model)
+    save_checkpoint(tmp_path / "other.pt", build_model({**model_config("demo").to_dict(), **edit}))
+    side = json.loads(sidecar_path(onnx_path).read_text())
+    side.update(checkpoint="other.pt", checkpoint_sha256=None)
+    sidecar_path(model).write_text(json.dumps(side))
+    with pytest.raises(ModelFileError, match=rf"m\.onnx was exported from a model config that .*other\.pt does not "
+                                             rf"have: {re.escape(shown)}"):
+        create_backend("torch", str(model))
+
+
+def test_model_without_sidecar_is_held_to_the_graph_contract(exported, tmp_path):
+    """require_sidecar=False checked only the tensor names: a float32 NCHW model reusing them loaded
+    with input_size (3, 4) and failed on the first frame with ONNX Runtime's INVALID_ARGUMENT."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    _, onnx_path = exported
+    g = helper.make_graph([helper.make_node("Identity", ["rgb"], ["depth"]),
+                           helper.make_node("Identity", ["embodied"], ["confidence"])], "nchw",
+                          [helper.make_tensor_value_info("rgb", TensorProto.FLOAT, [1, 3, 4, 6]),
+                           helper.make_tensor_value_info("embodied", TensorProto.FLOAT, [1, 2, 4, 6])],
+                          [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 3, 4, 6]),
+                           helper.make_tensor_value_info("confidence", TensorProto.FLOAT, [1, 2, 4, 6])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "nchw.onnx"))
+    with pytest.raises(ModelFileError, match=r"nchw\.onnx: tensor 'rgb' is float32 \[1, 3, 4, 6\], the edepth graph "
+                                             r"contract is uint8 \(B, H, W, 3\)"):
+        create_backend("onnxruntime-cpu", str(tmp_path / "nchw.onnx"), require_sidecar=False, threads=1)
+    b = create_backend("onnxruntime-cpu", str(onnx_path), require_sidecar=False, threads=1)  # edepth's own
+    assert b.input_size == (H, W) and np.isfinite(b.infer(*inputs())[0]).all()

@@ -202,6 +202,21 @@ def test_opencv_single_thread_is_fine():
     assert np.isfinite(cam.rays()).all()
 
 
+def test_a_model_cannot_be_reassigned_after_its_rays_are_cached():
+    """Reassigning K (or the size) of a built model left its cached rays those of the old K: the
+    key changed, the rays did not (silently wrong depth). Derived models still build."""
+    cam = CameraModel.from_intrinsics(700, 700, 320, 240, 640, 480)
+    cam.rays()
+    for name, value in (("K", np.eye(3)), ("width", 320), ("D", np.zeros(5)), ("rectified", False)):
+        with pytest.raises(AttributeError, match=f"CameraModel.{name}: a camera model cannot change"):
+            setattr(cam, name, value)
+    small = cam.resized(320, 240)
+    assert small.width == 320 and small.fx == pytest.approx(350.0) and cam.width == 640
+    assert small.rays().shape == (240, 320, 3)
+    with pytest.raises(AttributeError):
+        small.K = np.eye(3)
+
+
 def test_a_model_does_not_change_when_the_callers_arrays_do():
     """K, D, R were views of the caller's float64 arrays: a reused buffer edited afterwards changed
     the model's key but not its cached rays, so a fresh model with the new calibration hit the

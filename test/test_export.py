@@ -411,3 +411,31 @@ def test_dynamo_exporter(checkpoint, tmp_path):
     report = export_onnx(checkpoint, H, W, None, out, exporter="dynamo", check_fp16=False)
     assert report.parity["ok"] and read_sidecar(out).opset >= 18
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dynamo.json", "dynamo.onnx"]
+
+
+def test_out_whose_sidecar_is_a_folder_is_refused_before_the_export(checkpoint, tmp_path):
+    """models/m.json a folder: the whole export and its checks ran, then IsADirectoryError (exit 1)."""
+    (tmp_path / "m.json").mkdir()
+    with pytest.raises(ExportError, match=r"sidecar .*m\.json is a folder"):
+        export_onnx(checkpoint, H, W, None, tmp_path / "m.onnx", check_fp16=False)
+    (tmp_path / "d.onnx").mkdir()
+    with pytest.raises(ExportError, match=r"--out .*d\.onnx: a folder"):
+        export_onnx(checkpoint, H, W, None, tmp_path / "d.onnx", check_fp16=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.onnx", "m.json"]  # nothing written
+
+
+def test_cli_refuses_json_report_over_the_model(checkpoint, tmp_path, capsys):
+    """`--json` = `--out` wrote the report over the model just exported: exit 0, a model no backend loads."""
+    import argparse
+
+    from edepth_ros.commands import export as cmd
+
+    parser = argparse.ArgumentParser()
+    cmd.add_arguments(parser)
+    out = tmp_path / "m.onnx"
+    for json_arg in (str(out), str(tmp_path / "." / "m.onnx")):
+        args = parser.parse_args(["--checkpoint", str(checkpoint), "--height", str(H), "--width", str(W),
+                                  "--out", str(out), "--json", json_arg, "--no-fp16-check"])
+        assert cmd.run(args) == 2
+        assert "is the --out model file itself" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,6 +1,7 @@
 """The image check: every real KITTI frame (also darkened, brightened, blurred, JPEG-compressed,
 halved) and synthetic scene is usable; blank, blinded and noise images are not, each saying why;
-through the pipeline an unusable image gets no depth instead of road depth."""
+through the pipeline an unusable image gets no depth instead of road depth, and the road a usable
+image's blind tiles (a hand over part of the lens, glare) hide gets none either."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from edepth_ros.backends import EmbodiedOnlyBackend
 from edepth_ros.frame import Frame
 from edepth_ros.ground import GroundPlane
-from edepth_ros.image_check import ImageCheckConfig, image_problem, image_stats
+from edepth_ros.embodied import EmbodiedDepth, Region
+from edepth_ros.evaluation.embodied_eval import load_frame, static_plane
+from edepth_ros.image_check import ImageCheckConfig, blind_mask, image_problem, image_stats
 from edepth_ros.pipeline import DepthPipeline
 from edepth_ros.synthetic import SceneGenerator
 
@@ -111,3 +114,124 @@ def test_no_plane_is_a_problem_too():
     assert "no ground plane" in res.problem and np.isnan(res.depth).all()
     fallback = DepthPipeline(EmbodiedOnlyBackend(), fallback_plane=GroundPlane.from_static(1.65))
     assert fallback.process(Frame(scene.rgb, scene.camera, None)).problem == ""
+
+
+# --------------------------------------------------------------------------- blind tiles
+
+def test_real_frames_as_taken_have_almost_no_blind_pixels_below_their_middle(kitti_dir):
+    """Blown-out sky (up to 15% of a frame) is blind, as it should be; below the middle row only
+    road blown out to white in the sun (2.2% of object/000002) and the sunlit side of a white car
+    (1.5% of stereo2015/000046) are: white there hides only what is white too."""
+    for name, rgb in _real_frames(kitti_dir):
+        mask = blind_mask(rgb)
+        lower = 0.0 if mask is None else mask[rgb.shape[0] // 2:].mean()
+        assert lower < 0.03, (name, lower)
+    for i in range(3):
+        assert blind_mask(SceneGenerator(3).frame(i, lidar=False).rgb) is None
+
+
+def _kitti_scene(kitti_dir, stem="000000"):
+    frame = load_frame(kitti_dir / "object", stem)
+    return frame.rgb, frame.calib.camera, static_plane(frame.calib)
+
+
+def _lower_left(H, W):
+    return slice(H // 2, H), slice(0, W // 2)
+
+
+def _lower_right(H, W):
+    return slice(H // 2, H), slice(W // 2, W)
+
+
+def _band_off_the_grid(H, W):  # 44 rows, 1.4 tiles, starting between two tiles
+    return slice(H - 55, H - 11), slice(0, W)
+
+
+COVERS = {  # (frame, where, value)
+    "a hand over the lower left of the lens (black)": ("000000", _lower_left, 0),
+    "sun glare over the lower left (white)": ("000000", _lower_left, 255),
+    "a hand over the lower right (black), the segmenter calls it a building": ("000001", _lower_right, 0),
+    "glare over the lower right (white)": ("000001", _lower_right, 255),
+    "a black band of 44 rows across, off the tile grid": ("000001", _band_off_the_grid, 0),
+}
+
+
+@pytest.mark.parametrize("cover", list(COVERS))
+def test_road_the_camera_cannot_see_gets_no_depth_and_the_rest_keeps_its_own(kitti_dir, cover):
+    stem, where, value = COVERS[cover]
+    rgb, camera, plane = _kitti_scene(kitti_dir, stem)
+    H, W = rgb.shape[:2]
+    covered = np.zeros((H, W), bool)
+    covered[where(H, W)] = True
+    img = rgb.copy()
+    img[covered] = value
+    assert image_problem(img) == ""  # most of the frame is a usable picture
+
+    res = DepthPipeline(EmbodiedOnlyBackend()).process(Frame(img, camera, plane))
+    assert blind_mask(img)[covered].all()
+    road_like = np.isin(res.embodied.region, (Region.ROAD, Region.GROUND))
+    assert not (road_like & covered).any(), "no pixel under the cover is road with plane depth"
+    # nor inpainted from the road around it; what keeps depth there stands on ground the camera sees
+    kept_under = covered & np.isfinite(res.depth)
+    assert (res.embodied.region[kept_under] == Region.VERTICAL).all()
+    assert kept_under.sum() < 0.05 * covered.sum(), cover
+    assert (res.confidence[covered & np.isnan(res.depth)] == 0).all()
+    assert "of the image is blind" in res.embodied.reason
+    share = float(res.embodied.reason.split("% of the image is blind")[0].rsplit(" ", 1)[-1]) / 100
+    assert share == pytest.approx(res.blind_fraction, abs=0.0006) and res.blind_fraction > 0.9 * covered.mean() - 0.05
+    # the road the camera sees keeps its plane depth
+    seen = DepthPipeline(EmbodiedOnlyBackend()).process(Frame(rgb, camera, plane))
+    kept = ~blind_mask(img) & (seen.embodied.region == Region.ROAD)
+    assert kept.sum() > 5000 and np.isfinite(res.depth[kept]).mean() > 0.9
+    # what the mask prevents: without it the cover is road, or inpainted from the road, with depth
+    off = DepthPipeline(EmbodiedOnlyBackend(), image_check=ImageCheckConfig(blind_tile_size=0))
+    assert np.isfinite(off.process(Frame(img, camera, plane)).depth[covered]).mean() > 0.9
+
+
+def test_blind_obstacles_keep_a_ground_contact_the_camera_sees_and_sky_stays_sky(kitti_dir):
+    rgb, camera, plane = _kitti_scene(kitti_dir)
+    rgb = np.clip(rgb, 10, 240)  # the frame's own black and white pixels out of the way of the edges
+    H, W = rgb.shape[:2]
+    labels = np.full((H, W), 13, np.uint8)  # car everywhere (vertical)...
+    labels[H // 2:] = 0                      # ...over road
+    labels[: H // 4] = 10                    # sky at the top
+    unmasked = EmbodiedDepth().compute(camera, plane, labels)
+    # a blown-out band from top to bottom, its edges off the 32-pixel grid: nothing stands on
+    # ground the camera sees there, so nothing has depth (not the road around it, inpainted)
+    img = rgb.copy()
+    img[:, 300:700] = 255
+    mask = blind_mask(img)
+    assert mask[:, 300:700].all() and mask.sum() == H * 400
+    emb = EmbodiedDepth().compute(camera, plane, labels, mask)
+    band = np.zeros((H, W), bool)
+    band[:, 300:700] = True
+    assert (emb.region[band & (labels == 10)] == Region.SKY).all()
+    assert np.isnan(emb.depth[band & (labels != 10)]).all() and (emb.confidence[band] == 0).all()
+    assert (emb.region[band & (labels != 10)] == Region.NONE).all()
+    outside = ~band & (unmasked.region == Region.ROAD) & (np.abs(np.arange(W) - 500) > 240)[None, :]
+    assert outside.sum() > 20000 and (emb.region[outside] == Region.ROAD).all()
+    np.testing.assert_array_equal(emb.depth[outside], unmasked.depth[outside])
+    # the sunlit side of a car over road the camera sees: the car keeps its depth from that contact
+    labels[H // 2:H // 2 + 40] = 13  # the car's lower part, clear of the horizon
+    unmasked = EmbodiedDepth().compute(camera, plane, labels)
+    img = rgb.copy()
+    img[H // 4:H // 2 + 30, 300:700] = 255
+    emb = EmbodiedDepth().compute(camera, plane, labels, blind_mask(img))
+    side = np.zeros((H, W), bool)
+    side[H // 4:H // 2 + 30, 300:700] = True
+    assert (unmasked.region[side] == Region.VERTICAL).all()
+    assert (emb.region[side] == Region.VERTICAL).all()
+    np.testing.assert_array_equal(emb.depth[side], unmasked.depth[side])
+    assert "of the image is blind" not in emb.reason
+
+
+def test_blind_arguments_and_tile_sizes_are_checked():
+    rgb, cam = np.zeros((64, 64, 3), np.uint8), SceneGenerator(3, width=64, height=64).camera
+    with pytest.raises(TypeError, match="blind must be a bool"):
+        EmbodiedDepth().compute(cam, GroundPlane.from_static(1.65), np.zeros((64, 64), np.uint8),
+                                np.zeros((64, 64), np.uint8))
+    for bad in (4, 2.5, True, -1, 2000, "32"):
+        with pytest.raises(ValueError, match="blind_tile_size"):
+            ImageCheckConfig(blind_tile_size=bad)
+    assert blind_mask(rgb, ImageCheckConfig(blind_tile_size=0)) is None
+    assert blind_mask(rgb).all()  # all black: every tile blind (image_problem refuses it first)

@@ -216,7 +216,7 @@ def test_shipped_demo_model_through_the_cli(tmp_path, split, kitti_dir):
 
 def _constant_onnx(path, height=96, width=320, depth_m=10.0):
     """A real ONNX graph with the network's tensor contract that predicts ``depth_m`` everywhere."""
-    import onnx
+    from contract_graph import save_contract_graph
     from onnx import TensorProto, helper
 
     from edepth_ros.model_io import ModelSpec, write_sidecar
@@ -235,16 +235,7 @@ def _constant_onnx(path, height=96, width=320, depth_m=10.0):
              helper.make_tensor("value", TensorProto.FLOAT, [], [depth_m]),
              helper.make_tensor("s0", TensorProto.INT64, [1], [0]), helper.make_tensor("s1", TensorProto.INT64, [1], [1]),
              helper.make_tensor("s2", TensorProto.INT64, [1], [2]), helper.make_tensor("ax", TensorProto.INT64, [1], [1])]
-    graph = helper.make_graph(
-        nodes, "constant_depth",
-        [helper.make_tensor_value_info("rgb", TensorProto.UINT8, [1, height, width, 3]),
-         helper.make_tensor_value_info("embodied", TensorProto.FLOAT, [1, 2, height, width])],
-        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, height, width]),
-         helper.make_tensor_value_info("confidence", TensorProto.FLOAT, [1, 1, height, width])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
+    save_contract_graph(path, nodes, inits, height, width, name="constant_depth", check=True)
     write_sidecar(path, ModelSpec.for_size(height, width, 80.0))
     return path
 

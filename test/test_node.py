@@ -1,7 +1,7 @@
 """edepth_node in a real ROS 2 graph: the node in its own process, this process publishing synthetic
 frames (and wrong things) and receiving depth and points over Fast DDS on loopback.
 
-ROS_DOMAIN_IDs 41-49, 55 and 56-61 (engineer E's range is 40-69). The embodied-only backend keeps each test fast.
+ROS_DOMAIN_IDs 41-49, 55 and 56-62 (engineer E's range is 40-69). The embodied-only backend keeps each test fast.
 """
 
 from __future__ import annotations
@@ -587,6 +587,32 @@ def test_an_unusable_image_is_published_with_no_depth_and_diagnostics_warn(rig_f
     assert ok is not None, f"still {_status(rig.diag.msgs[-1])[:2]} after a good frame"
     values = _status(ok)[2]
     assert values["frames_no_depth"] == "1" and values["frames_skipped"] == "0", values
+
+
+def test_a_partly_covered_camera_gets_no_road_depth_there_and_diagnostics_warn(rig_factory):
+    """A hand over the lower left of the lens: the covered road gets no depth and no points (the
+    plane would give it free road), the rest of the frame keeps its depth, /diagnostics WARN says
+    the camera is partly blind and counts it."""
+    f = scene()
+    rig = rig_factory(62, {"diagnostics_period": 0.2, "no_image_warn_after": 60.0})
+    rig.ready()
+    rig.send_info(f.camera)
+    H, W = f.rgb.shape[:2]
+    covered = f.rgb.copy()
+    covered[H // 2:, : W // 2] = 0
+    got = rig.serve(covered, 1 * SEC)
+    assert got is not None and got.header.frame_id == FRAME, rig.node.log()
+    depth = depth_of(got)
+    assert np.isfinite(depth[H // 2:, : W // 2]).mean() < 0.1
+    assert np.isfinite(depth[H // 2:, W // 2 + 32:]).mean() > 0.9
+    cloud = rig.points.with_stamp(1 * SEC, 5)
+    full = rig.serve(f.rgb, 2 * SEC)
+    full_cloud = rig.points.with_stamp(2 * SEC, 5)
+    assert full is not None and cloud.width * cloud.height < 0.85 * full_cloud.width * full_cloud.height
+    warn = rig.diag.wait_for(lambda m: _status(m)[0] == DiagnosticStatus.WARN and "camera partly blind" in _status(m)[1])
+    assert warn is not None, rig.node.log()
+    assert "of the image is blind" in _status(warn)[1]
+    assert int(_status(warn)[2]["frames_partly_blind"]) == 1 and _status(warn)[2]["frames_no_depth"] == "0"
 
 
 @pytest.mark.slow

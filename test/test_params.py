@@ -41,6 +41,7 @@ def test_every_parameter_is_described_and_its_default_is_valid():
     ({"qos_overrides./cam/depth.publisher.depth": 3}, r"does not read rclpy's qos_overrides.*qos\.<image\|camera_info"
                                                       r"\|semantic\|depth\|points>\.depth instead"),
     ({"image_check.max_clipped_fraction": 1.5}, "'image_check.max_clipped_fraction' = 1.5 is out of range"),
+    ({"image_check.blind_tile_size": 4}, "'image_check.blind_tile_size' = 4: use 0 .* at least 8 pixels"),
 ])
 def test_bad_values_are_named(values, match):
     with pytest.raises(ParameterError, match=match):

@@ -89,9 +89,9 @@ def test_bad_frames_are_named(scene):
 
 
 @pytest.mark.parametrize("plane, camera, word", [
-    (np.eye(4), None, r"frame.plane: expected a GroundPlane or None, got ndarray \(4, 4\).*from_transform"),
+    (np.eye(4), None, r"frame.plane: expected a GroundPlane or None, got ndarray float64 \(4, 4\).*from_transform"),
     (1.65, None, "frame.plane: expected a GroundPlane or None, got float.*from_static"),
-    (None, np.eye(3), r"frame.camera: expected a CameraModel, got ndarray \(3, 3\)"),
+    (None, np.eye(3), r"frame.camera: expected a CameraModel, got ndarray float64 \(3, 3\)"),
 ])
 def test_frame_of_the_wrong_types_is_refused_naming_the_field(scene, plane, camera, word):
     with pytest.raises(PipelineError, match=word):

@@ -144,3 +144,66 @@ def test_infinite_depth_is_never_a_point(camera):
         assert np.isfinite(pts).all()
         grid = cloud_array(depth, camera, max_range=max_range, organised=True)
         assert np.isnan(grid[0, :, :3]).all() and np.isfinite(grid[2:]).all()
+
+
+class _RaysOnly:
+    """A duck-typed camera: rays() but no key(), so nothing that identifies its intrinsics."""
+
+    def __init__(self, fx):
+        self.model = CameraModel.from_intrinsics(fx, fx, 31.5, 23.5, W, H)
+
+    def rays(self):
+        return self.model.rays()
+
+
+def test_a_camera_without_a_value_key_never_gets_another_cameras_rays():
+    # keyed by id(), a camera allocated at a freed camera's address got that camera's cached rays
+    depth = np.full((H, W), 5.0, np.float32)
+    for i in range(20):
+        fx = 50.0 + i
+        cam = _RaysOnly(fx)
+        with pytest.raises(TypeError, match=r"camera: expected an edepth_ros\.camera\.CameraModel, got _RaysOnly"):
+            cloud_array(depth, cam, organised=True)
+        del cam
+
+
+@pytest.mark.parametrize("camera_arg", [None, "cam", {"fx": 50.0}, _RaysOnly(50.0)])
+def test_camera_must_be_a_camera_model(camera_arg):
+    for call in (lambda: cloud_array(np.ones((H, W), np.float32), camera_arg),
+                 lambda: depth_to_points(np.ones((H, W), np.float32), camera_arg)):
+        with pytest.raises(TypeError, match="camera: expected an edepth_ros.camera.CameraModel.*from_camera_info"):
+            call()
+
+
+def test_freed_and_reallocated_camera_models_get_their_own_rays():
+    depth = np.full((H, W), 5.0, np.float32)
+    for i in range(20):
+        fx = 50.0 + i
+        cam = CameraModel.from_intrinsics(fx, fx, 31.5, 23.5, W, H)
+        pts = cloud_array(depth, cam, organised=True)
+        assert pts[0, 0, 0] == pytest.approx((0 - 31.5) / fx * 5.0, rel=1e-6)
+        del cam
+
+
+@pytest.mark.parametrize("depth", [np.ones((H, W)), np.ones((H, W), np.float32).tolist(), np.ones(W, np.float32)])
+def test_count_valid_checks_depth_as_cloud_array_does(depth):
+    with pytest.raises(PointCloudError, match=r"depth: expected float32 \(H, W\)"):
+        count_valid(depth)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"min_depth": float("nan")}, "min_depth: must be a finite number >= 0"),
+    ({"min_depth": -1.0}, "min_depth: must be a finite number >= 0"),
+    ({"min_depth": "0.5"}, "min_depth: expected a number of metres"),
+    ({"max_range": float("nan")}, "max_range: must be > min_depth"),
+    ({"max_range": 0.0}, "max_range: must be > min_depth"),
+    ({"min_depth": 5.0, "max_range": 2.0}, r"max_range: must be > min_depth \(5.0 m\)"),
+    ({"max_range": None}, "max_range: expected a number of metres"),
+])
+def test_depth_limits_are_checked_by_cloud_array_and_count_valid(camera, kwargs, match):
+    """NaN min_depth made cv2.inRange's bound NaN: every point silently dropped."""
+    depth = np.full((H, W), 4.0, np.float32)
+    with pytest.raises(PointCloudError, match=match):
+        cloud_array(depth, camera, **kwargs)
+    with pytest.raises(PointCloudError, match=match):
+        count_valid(depth, **kwargs)

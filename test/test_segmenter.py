@@ -127,8 +127,8 @@ def test_bad_rgb_gives_a_clear_error(segmenter, bad, word):
 
 @pytest.mark.parametrize("camera, plane, word", [
     (None, None, "camera: expected the image's CameraModel, got NoneType"),
-    (np.eye(3), None, r"camera: expected the image's CameraModel, got ndarray \(3, 3\)"),
-    ("kitti", np.eye(4), r"plane: expected a GroundPlane or None, got ndarray \(4, 4\).*from_transform"),
+    (np.eye(3), None, r"camera: expected the image's CameraModel, got ndarray float64 \(3, 3\)"),
+    ("kitti", np.eye(4), r"plane: expected a GroundPlane or None, got ndarray float64 \(4, 4\).*from_transform"),
     ("kitti", 1.65, "plane: expected a GroundPlane or None, got float.*from_static"),
 ])
 def test_bad_camera_or_plane_gives_a_clear_error(segmenter, camera, plane, word):

@@ -312,19 +312,24 @@ def test_augmentation_keeps_embodied_depth_consistent(tiny_data):
     assert flipped_seen and unflipped_seen
 
 
-def test_kitti_eigen_split_path_on_sample_frames(tmp_path, kitti_dir, text_cache):
+def _kitti_sample_config(tmp_path, kitti_dir, text_cache, train: dict, out: str) -> TrainConfig:
+    """A KITTI-layout config over the annotated sample frames (an Eigen-format split of them)."""
     ann = kitti_dir / "annotated_depth"
     names = sorted(p.name for p in (ann / "rgb").glob("*.png"))
     if not names:
         pytest.skip(f"no annotated_depth frames under {ann}")
     split = tmp_path / "eigen_sample.txt"
     split.write_text("".join(f"rgb/{n} depth/{n} 721.5377\n" for n in names))
-    cfg = TrainConfig.from_dict(dict(
+    return TrainConfig.from_dict(dict(
         model=dict(arch="demo", input_size=[64, 224]),
         data=dict(kind="kitti", raw_root=str(ann), gt_root=str(ann), train_split=str(split), val_split=str(split),
                   calib_dir=str(kitti_dir / "raw_calib" / "2011_09_26"), plane_height=1.65),
-        text=dict(cache_dir=text_cache),
-        train=dict(max_steps=2, batch_size=1, log_every=1, threads=1), output=dict(dir=str(tmp_path / "k"))))
+        text=dict(cache_dir=text_cache), train=dict(batch_size=1, threads=1, **train),
+        output=dict(dir=str(tmp_path / out))))
+
+
+def test_kitti_eigen_split_path_on_sample_frames(tmp_path, kitti_dir, text_cache):
+    cfg = _kitti_sample_config(tmp_path, kitti_dir, text_cache, dict(max_steps=2, log_every=1), "k")
     train_set, val_set = make_datasets(cfg, progress=False)
     s = val_set[0]
     assert s["rgb"].shape == (64, 224, 3) and s["embodied"].shape == (2, 64, 224)
@@ -747,3 +752,210 @@ def _check_text_is_embedded_with_the_trained_encoder(tmp_path, ckpt, clip_dir):
     del net.checkpoint_meta["text_encoder"]
     for w, g in zip(want, latent_for_texts(net, [text])):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- training reliability (4 Dec)
+class NoGroundTruthAt(PoisonAfter):
+    """Wraps a dataset; the samples numbered in ``depths`` (1-based, in loading order) get ground truth
+    that the loss cannot use: every pixel that depth (0 = none, or beyond model.max_depth)."""
+
+    def __init__(self, base, depths: dict):
+        super().__init__(base, n=0)
+        self.depths = depths
+
+    def __getitem__(self, i):
+        s = dict(self.base[i])
+        self.calls += 1
+        if self.calls in self.depths:
+            s["depth"] = np.full_like(s["depth"], self.depths[self.calls])
+        return s
+
+
+def test_batch_without_ground_truth_is_skipped_not_a_step_nor_a_divergence(tmp_path, text_cache, tiny_data):
+    """Was: the step trained on the KL / decay terms alone, logged as a loss of ~0, and under fp16
+    autocast the "zero" loss (an fp16 sum of the batch, inf, times 0) was NaN: "training stopped"."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from edepth_ros.training.losses import confidence_loss, silog_loss, valid_mask
+
+    half = torch.full((2, 1, 96, 320), 3.0, dtype=torch.float16, requires_grad=True)
+    none = valid_mask(torch.zeros(2, 1, 96, 320), 0.1, 80.0)
+    assert float(silog_loss(half, torch.zeros(2, 1, 96, 320), none).detach()) == 0.0
+    assert float(confidence_loss(half, half, torch.zeros(2, 1, 96, 320), none).detach()) == 0.0
+
+    train_set, val_set = tiny_data
+    steps = [0]
+    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.__setitem__(0, steps[0] + 1))
+    try:  # batch 2: one frame without depth, one all beyond max_depth (80 m)
+        summary = train(tiny(tmp_path / "s", text_cache, max_steps=4, checkpoint_every=1), progress=False,
+                        datasets=(NoGroundTruthAt(train_set, {3: 0.0, 4: 500.0}), val_set))
+    finally:
+        handle.remove()
+    assert summary["steps"] == 4 and summary["skipped_steps"] == 1 and summary["skipped_first"] == [2]
+    assert steps[0] == 3  # no optimiser step for the batch without ground truth
+    rows = read_log(tmp_path / "s" / "log.csv")
+    assert [r["path"] for r in rows] == ["image", "skipped", "image", "image"] and rows[1]["loss"] == ""
+    assert_latest_is_finite_step(tmp_path / "s" / "latest.pt", 4)
+    assert read_checkpoint(tmp_path / "s" / "latest.pt")["skipped_steps"] == 1  # a resume keeps the count
+
+
+def test_fresh_run_sets_aside_an_earlier_runs_checkpoints(tmp_path, text_cache, tiny_data, capsys):
+    """Was: a fresh run without validation left the earlier run's best.pt beside its own files."""
+    out = tmp_path / "o"
+    train(tiny(out, text_cache, max_steps=2), progress=False, datasets=tiny_data)  # validated: best.pt
+    assert (out / "best.pt").is_file()
+    capsys.readouterr()
+    train(tiny(out, text_cache, max_steps=1, seed=1), progress=False, datasets=(tiny_data[0], None))
+    err = capsys.readouterr().err
+    assert f"output.dir '{out}' held an earlier run (latest.pt, best.pt, model.pt)" in err and "--resume" in err
+    assert not (out / "best.pt").exists()
+    assert read_checkpoint(out / "latest.pt")["step"] == read_checkpoint(out / "model.pt")["step"] == 1
+    assert read_checkpoint(out / "previous_run" / "best.pt")["step"] == 2  # kept, out of the way
+    assert [int(r["step"]) for r in read_log(out / "previous_run" / "log.csv")] == [1, 2]
+    assert [int(r["step"]) for r in read_log(out / "log.csv")] == [1]
+
+
+def _write_config(path, d) -> str:
+    import yaml
+
+    path.write_text(yaml.safe_dump(d))
+    return str(path)
+
+
+@pytest.mark.parametrize("case, args, message", [
+    ("no_val", [], r"data\.val_seeds: .* has no held-out set.*give data\.val_seeds"),
+    ("steps0", ["--steps", "0"], r"--steps: 0 must be a positive number of training steps"),
+    ("seeds", ["--seeds", "0", "0"], r"--seeds: 0 given twice.*give distinct seeds"),
+    ("variants", ["--variants", "full", "full"], r"--variants: full given twice"),
+    ("neg_seed", ["--seeds", "-1"], r"--seeds: -1: expected an integer in \[0, 2\*\*31 - 1\]"),
+])
+def test_ablation_refuses_a_bad_request_before_training(tmp_path, text_cache, monkeypatch, capsys, case, args,
+                                                        message):
+    """Was: a TypeError (no val_seeds) or a TrainConfigError traceback (--steps 0) once the data was
+    built, or two identical runs counted as two seeds (spread 0)."""
+    import re
+
+    from edepth_ros.training import report, trainer
+
+    def no_data(*a, **kw):
+        raise AssertionError("data built before the ablation request was checked")
+
+    monkeypatch.setattr(trainer, "make_datasets", no_data)
+    d = tiny_dict(tmp_path / "unused", text_cache)
+    if case == "no_val":
+        d["data"]["val_seeds"] = []
+    config = _write_config(tmp_path / "c.yaml", d)
+    argv = ["ablation", "--config", config, "--out", str(tmp_path / "abl")] + (
+        args if "--variants" in args else args + ["--variants", "full"])
+    assert report.main((argv + ["--steps", "2"]) if "--steps" not in args else argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("report ablation: ") and "Traceback" not in err
+    assert re.search(message, err), err
+    assert not (tmp_path / "abl").exists()
+
+
+def test_ablation_on_a_kitti_config(tmp_path, kitti_dir, text_cache):
+    """Was: a KeyError ('val_seeds') after every variant had trained: the held-out set is data.val_split."""
+    import json
+
+    from edepth_ros.training.report import ablation
+
+    cfg = _kitti_sample_config(tmp_path, kitti_dir, text_cache, dict(max_steps=1), "unused")
+    ablation(cfg, 1, tmp_path / "abl", ["no_text_vae"])
+    saved = json.loads((tmp_path / "abl" / "ablation.json").read_text())
+    assert saved["heldout"] == {"data.val_split": str(tmp_path / "eigen_sample.txt")} and saved["heldout_seeds"] is None
+    assert set(saved["metrics"]) == {"embodied_only", "no_text_vae"}
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("model", "arch", ["demo"], r"model\.arch: expected a non-empty string, got \['demo'\]"),
+    ("text", "model", 5, r"text\.model: expected a string .* or null, got 5"),
+    ("text", "cache_dir", ["a"], r"text\.cache_dir: expected a string"),
+    ("model", "max_depth", 1e300, r"model\.max_depth: expected a positive number, at most 1000 \(metres"),
+    ("model", "max_depth", [80], r"model\.max_depth: expected a positive number"),
+    ("model", "input_size", [2 ** 20, 2 ** 20], r"model\.input_size: .* has an entry above 8192"),
+    ("train", "workers", 10 ** 5, r"train\.workers: expected an integer >= 0, at most 256"),
+    ("train", "lr", 1e300, r"train\.lr: expected a positive number, at most 10"),
+    ("train", "batch_size", True, r"train\.batch_size: expected a positive integer"),
+    ("data", "render_scale", 1e9, r"data\.render_scale: .*at most 8"),
+    ("data", "frames_per_seed", 10 ** 9, r"data\.frames_per_seed: .*at most 100000"),
+    ("output", "dir", ["runs/x"], r"output\.dir: expected a non-empty string"),
+])
+def test_config_values_of_the_wrong_type_or_size_name_the_key(tmp_path, text_cache, section, key, value, message):
+    """Was: a TypeError from the model registry (a list arch), from pathlib (text.model: 5), a RuntimeError
+    from torch (max_depth 1e300 overflows float32), or accepted (100000 worker processes, a folder "['a']")."""
+    d = tiny_dict(tmp_path / "o", text_cache)
+    d[section][key] = value
+    with pytest.raises(TrainConfigError, match=message):
+        TrainConfig.from_dict(d)
+
+
+def _train_command(config, resume=False):
+    import argparse
+
+    from edepth_ros.commands import train as train_command
+
+    try:
+        return train_command.run(argparse.Namespace(config=config, resume=resume, output=None, max_steps=None,
+                                                    no_progress=True))
+    except KeyboardInterrupt:  # escaping, it would stop the whole test session, not fail this test
+        pytest.fail("KeyboardInterrupt escaped `edepth train` (a traceback, exit status 130 from Python itself)")
+
+
+@pytest.mark.parametrize("at_call, saved", [(2, True), (1, False)])
+def test_ctrl_c_saves_latest_and_exits_130(tmp_path, text_cache, tiny_data, monkeypatch, capsys, at_call, saved):
+    """Was: a KeyboardInterrupt traceback, and the steps since the last checkpoint lost."""
+    from edepth_ros.training import trainer
+
+    compute, calls = trainer.compute_losses, [0]
+
+    def interrupted(*a, **kw):
+        calls[0] += 1
+        if calls[0] == at_call:
+            raise KeyboardInterrupt
+        return compute(*a, **kw)
+
+    monkeypatch.setattr(trainer, "compute_losses", interrupted)
+    monkeypatch.setattr(trainer, "make_datasets", lambda cfg, progress=True: tiny_data)
+    out = tmp_path / "i"
+    config = _write_config(tmp_path / "c.yaml", tiny_dict(out, text_cache, max_steps=4, checkpoint_every=100))
+    assert _train_command(config) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    if not saved:
+        assert err == [f"edepth train: interrupted before the first step; nothing saved in '{out}'"]
+        assert not (out / "latest.pt").exists()
+        return
+    assert err == [f"edepth train: interrupted at step 1; '{out / 'latest.pt'}' saved; resume with --resume"]
+    assert_latest_is_finite_step(out / "latest.pt", 1)
+    monkeypatch.setattr(trainer, "compute_losses", compute)
+    assert _train_command(config, resume=True) == 0
+    assert read_checkpoint(out / "latest.pt")["step"] == 4
+    assert [int(r["step"]) for r in read_log(out / "log.csv")] == [1, 2, 3, 4]
+
+
+def test_training_gets_the_nodes_embodied_depth_on_a_partly_covered_image():
+    """A real camera's training frames can be partly covered or glared: the embodied depth the
+    network learns from must be the one the node gives it (blind road has none), not plane depth."""
+    from edepth_ros.backends import EmbodiedOnlyBackend
+    from edepth_ros.frame import Frame
+    from edepth_ros.model_io import pack_embodied
+    from edepth_ros.pipeline import DepthPipeline
+    from edepth_ros.synthetic import SceneGenerator
+    from edepth_ros.training.datasets import BaseFrame, DepthDataset
+
+    scene = SceneGenerator(5, width=320, height=96).frame(0, lidar=False)
+    rgb = scene.rgb.copy()
+    rgb[48:, :160] = 0  # a hand over the lower left of the lens
+
+    class OneFrame(DepthDataset):
+        def __len__(self):
+            return 1
+
+        def base(self, i):
+            return BaseFrame(rgb, scene.labels, scene.depth.astype(np.float32), scene.camera, scene.plane)
+
+    sample = OneFrame((96, 320))[0]
+    node = DepthPipeline(EmbodiedOnlyBackend()).process(Frame(rgb, scene.camera, scene.plane, labels=scene.labels))
+    assert np.array_equal(sample["embodied"], pack_embodied(node.embodied))
+    road = scene.labels[48:, :160] == 0
+    assert road.mean() > 0.3 and (sample["embodied"][:, 48:, :160][:, road] == 0).all()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -81,7 +82,7 @@ def create_backend(kind: str = "auto", model_path: Optional[str] = None, **optio
         raise BackendError(f"backend {kind!r} needs a model file (model_path); none was given")
     path = Path(model_path)
     if not path.is_file():
-        raise BackendError(f"model file {path} not found; export one with `edepth export` or fix model_path")
+        raise BackendError(_not_a_file(path))
     suffix = path.suffix.lower()
     if kind == "auto":
         kind = _auto_kind(path, suffix)
@@ -106,6 +107,26 @@ def create_backend(kind: str = "auto", model_path: Optional[str] = None, **optio
 
         return TorchBackend.from_file(path, **_pick(options, "torch", requested))
     raise BackendError(f"backend kind {kind!r} not handled")  # pragma: no cover
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be loaded as a model file, for the error (not always "not found")."""
+    if path.is_dir():
+        return (f"model file {path} is a folder, not a model file; give the .onnx (or .engine / .pt) file "
+                "inside it as model_path")
+    if path.is_symlink():  # a link whose target is missing, or a loop of links
+        try:
+            path.resolve(strict=True)
+            why = "does not lead to a regular file"
+        except RuntimeError:  # pathlib's "Symlink loop" (Python < 3.13)
+            why = "is part of a loop of links"
+        except OSError as exc:
+            why = "is part of a loop of links" if getattr(exc, "errno", None) == 40 else \
+                f"points to {os.readlink(path)!r}, which does not exist"
+        return f"model file {path} is a symbolic link that {why}; fix the link or model_path"
+    if path.exists():
+        return f"model file {path} is not a regular file (a device, FIFO or socket); give the exported .onnx file"
+    return f"model file {path} not found; export one with `edepth export` or fix model_path"
 
 
 def _auto_kind(path: Path, suffix: str) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import abc
 import logging
+import os
 from typing import Optional
 
 import numpy as np
 
 from ..model_io import (INPUT_NAMES, OUTPUT_NAMES, ModelFileError, ModelSpec, check_inputs, check_io_matches,
-                        sha256_file, stale_export)
+                        sanitize_outputs, sha256_file, stale_export)
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,24 @@ class BackendError(RuntimeError):
     """A backend cannot be created or run here (the message says which and what to do)."""
 
 
+def max_threads() -> int:
+    """The most ``threads`` a backend accepts: 256 (the node's ``backend_threads`` range), or 4 per
+    logical CPU where that is more. threads=100000 had ONNX Runtime starting threads for minutes
+    (17 GB, never ready); 2**31 was a raw TypeError from pybind11."""
+    return max(256, 4 * (os.cpu_count() or 1))
+
+
 def check_threads(threads, backend: str) -> Optional[int]:
-    """The ``threads`` option: None or 0 (the runtime's default) or a positive integer."""
+    """The ``threads`` option: None or 0 (the runtime's default) or a positive integer up to ``max_threads()``."""
     if threads is None:
         return None
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
         raise BackendError(f"{backend} option threads={threads!r}: must be an integer >= 0 "
                            "(0 or unset: the runtime's default)")
+    if threads > max_threads():
+        raise BackendError(f"{backend} option threads={threads!r}: more than {max_threads()} (this machine has "
+                           f"{os.cpu_count() or 1} logical CPUs) only oversubscribes the cores; use 0 (the physical "
+                           "cores) or a number up to the core count")
     return int(threads)
 
 
@@ -63,6 +75,15 @@ def check_model_io(spec: Optional[ModelSpec], inputs: dict, outputs: dict, model
     elif set(inputs) != set(INPUT_NAMES) or not set(OUTPUT_NAMES) <= set(outputs):
         raise ModelFileError(f"{model_path}: inputs {sorted(inputs)} / outputs {sorted(outputs)} are not "
                              f"{INPUT_NAMES} / {OUTPUT_NAMES}: not an edepth export")
+    else:  # no sidecar to compare with: at least the graph contract (another model may reuse the names)
+        want = {"rgb": ("uint8", "(B, H, W, 3)", -1, 3), "embodied": ("float32", "(B, 2, H, W)", 1, 2),
+                "depth": ("float32", "(B, 1, H, W)", 1, 1), "confidence": ("float32", "(B, 1, H, W)", 1, 1)}
+        for name, (dtype, layout, axis, size) in want.items():
+            shape, got = (inputs.get(name) or outputs.get(name))
+            if str(got) != dtype or len(shape) != 4 or (isinstance(shape[axis], int) and shape[axis] != size):
+                raise ModelFileError(f"{model_path}: tensor {name!r} is {got} {list(shape)}, the edepth graph "
+                                     f"contract is {dtype} {layout}: not an edepth export (without a sidecar "
+                                     "only the contract can be checked)")
 
 
 class Backend(abc.ABC):
@@ -76,10 +97,22 @@ class Backend(abc.ABC):
     name: str = "backend"
     input_size: Optional[tuple[int, int]] = None
     max_depth: float = 80.0
+    nan_is_none: bool = False  # NaN depth is this backend's "no estimate" (no warning when it gives some)
 
     def infer(self, rgb: np.ndarray, embodied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         check_inputs(rgb, embodied, self.input_size)
-        return self._infer(rgb, embodied)
+        return self._checked_outputs(*self._infer(rgb, embodied))
+
+    def _checked_outputs(self, depth: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The runtime's outputs held to the contract (``model_io.sanitize_outputs``): NaN / inf / depth
+        <= 0 become NaN with confidence 0 (warned once, naming the backend), depth above max_depth capped."""
+        depth, confidence, n_bad = sanitize_outputs(depth, confidence, self.max_depth)
+        if n_bad and not self.nan_is_none and not getattr(self, "_warned_bad_outputs", False):
+            self._warned_bad_outputs = True
+            log.warning("backend %s: the model output %d of %d depth values that are NaN, inf or <= 0 (an FP16 "
+                        "overflow, or not an edepth model?); they are returned as NaN with confidence 0 "
+                        "(warned once)", self.name, n_bad, depth.size)
+        return depth, confidence
 
     @abc.abstractmethod
     def _infer(self, rgb: np.ndarray, embodied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -115,7 +115,10 @@ class OnnxRuntimeBackend(Backend):
         outs = {o.name: (o.shape, _ORT_TYPES.get(o.type, o.type)) for o in self.session.get_outputs()}
         check_model_io(self.spec, ins, outs, self.model_path)
         shape = ins["rgb"][0]
-        self.input_size = (int(shape[1]), int(shape[2])) if all(isinstance(s, int) for s in shape[1:3]) else None
+        if self.spec is not None:  # a graph of dynamic height/width still runs at the size its sidecar says
+            self.input_size = (self.spec.height, self.spec.width)
+        else:
+            self.input_size = (int(shape[1]), int(shape[2])) if all(isinstance(s, int) for s in shape[1:3]) else None
         self.max_depth = float(self.spec.max_depth) if self.spec is not None else 80.0
         self.batch_fixed = shape[0] if isinstance(shape[0], int) else None
         self.providers = self.session.get_providers()
@@ -132,9 +135,11 @@ class OnnxRuntimeBackend(Backend):
     def infer_batch(self, rgb: np.ndarray, embodied: np.ndarray):
         """(B, H, W, 3) uint8 and (B, 2, H, W) float32 -> (B, 1, H, W) depth and confidence."""
         check_batch(rgb, embodied, self.input_size)
-        return self._run_batch(rgb, embodied)
+        return self._checked_outputs(*self._run_batch(rgb, embodied))
 
     def _run_batch(self, rgb: np.ndarray, embodied: np.ndarray):
+        if self.session is None:
+            raise BackendError(f"{self.name} backend for {self.model_path} is closed; create a new one")
         if self.batch_fixed is not None and rgb.shape[0] != self.batch_fixed:
             raise ModelInputError(f"tensor 'rgb': {self.model_path} was exported with batch {self.batch_fixed}, "
                                   f"got {rgb.shape[0]}; re-export with --dynamic-batch")

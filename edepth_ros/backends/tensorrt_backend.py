@@ -454,6 +454,8 @@ class TensorRTBackend(Backend):
                 raise ModelFileError(f"{self.engine_path}: input {n!r} is {self.host[n].dtype}, expected {np.dtype(want)}")
 
     def _infer(self, rgb: np.ndarray, embodied: np.ndarray):
+        if self.context is None:
+            raise BackendError(f"{self.name} backend for {self.engine_path} is closed; create a new one")
         for name, arr in (("rgb", rgb[None]), ("embodied", embodied[None])):
             if arr.shape != self.host[name].shape:
                 raise ModelInputError(f"tensor {name!r}: engine expects {self.host[name].shape}, got {arr.shape}")

@@ -60,6 +60,27 @@ def torch_device(device) -> torch.device:
     return dev
 
 
+# fields of a model config that only say how training initialised the weights
+_INIT_ONLY = ("pretrained", "pretrained_path")
+
+
+def _check_same_config(net, exported: dict, checkpoint, model_path) -> None:
+    """The checkpoint the sidecar names has the model config the ONNX was exported with: with no
+    checkpoint_sha256 to compare (a hand-made or older sidecar), a checkpoint of another config ran as
+    "the same graph" (max_depth 40 against the graph's 80: 19 m apart) or failed with a raw ValueError."""
+    import json
+
+    if not isinstance(exported, dict) or not exported:
+        return
+    have = json.loads(json.dumps(net.cfg.to_dict(), default=str))
+    differ = sorted(k for k in set(exported) & set(have) if k not in _INIT_ONLY and exported[k] != have[k])
+    if differ:
+        shown = ", ".join(f"{k} {exported[k]!r} (checkpoint: {have[k]!r})" for k in differ[:4])
+        raise ModelFileError(f"{model_path} was exported from a model config that {checkpoint} does not have: "
+                             f"{shown}{' ...' if len(differ) > 4 else ''}; the sidecar names another "
+                             "checkpoint: re-export, or give PyTorch the checkpoint (.pt) itself")
+
+
 class TorchBackend(Backend):
     OPTIONS = BACKEND_OPTIONS["torch"]
 
@@ -98,9 +119,15 @@ class TorchBackend(Backend):
             stale = stale_export(spec, path)
             if stale:  # ONNX Runtime only warns (it runs the export itself); here other weights would run
                 raise ModelFileError(f"{stale}; or give PyTorch the checkpoint (.pt) itself")
-            net, _ = load_network(spec.checkpoint_file(path))
+            checkpoint = spec.checkpoint_file(path)
+            net, _ = load_network(checkpoint)
+            _check_same_config(net, spec.config, checkpoint, path)
             lat = spec.text_latent or {}
-            module = DeployNet(net, lat.get("mu"), lat.get("sigma"))
+            try:
+                module = DeployNet(net, lat.get("mu"), lat.get("sigma"))
+            except ValueError as exc:  # a latent of another size than the network's
+                raise ModelFileError(f"{path}: its sidecar's text_latent does not fit {checkpoint} ({exc}); "
+                                     "re-export the model from that checkpoint") from exc
             # the export's size, not the training config's: the same input as ONNX Runtime / TensorRT get
             module.input_size = (spec.height, spec.width)
         else:
@@ -124,7 +151,7 @@ class TorchBackend(Backend):
     def infer_batch(self, rgb: np.ndarray, embodied: np.ndarray):
         """(B, H, W, 3) uint8 and (B, 2, H, W) float32 -> (B, 1, H, W) depth and confidence."""
         check_batch(rgb, embodied, self.input_size)
-        return self._run_batch(rgb, embodied)
+        return self._checked_outputs(*self._run_batch(rgb, embodied))
 
     @torch.inference_mode()
     def _run_batch(self, rgb: np.ndarray, embodied: np.ndarray):

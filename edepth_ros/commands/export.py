@@ -56,6 +56,11 @@ def run(args) -> int:
         print(f"edepth export: --json {args.json} is the sidecar of --out {args.out}; give another file name",
               file=sys.stderr)
         return 2
+    if args.json and Path(args.json).resolve() == Path(args.out).resolve():
+        # the report would be written over the model just exported (exit 0, a model no backend loads)
+        print(f"edepth export: --json {args.json} is the --out model file itself; give another file name",
+              file=sys.stderr)
+        return 2
     try:
         text = read_texts(args.text_from) if args.text_from else args.text
         report = export_onnx(args.checkpoint, args.height, args.width, text, args.out,

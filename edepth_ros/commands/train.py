@@ -30,7 +30,7 @@ def run(args) -> int:
     from ..network import CheckpointError, NetworkConfigError
     from ..network.text import TextError
     from ..ros.convert import ConversionError
-    from ..training import TrainConfig, TrainConfigError, TrainingDiverged, train
+    from ..training import TrainConfig, TrainConfigError, TrainingDiverged, TrainingInterrupted, train
     from ..training.augment import AugmentError
     from ..training.datasets import DatasetError
 
@@ -53,5 +53,11 @@ def run(args) -> int:
     except user_errors as exc:
         print(f"edepth train: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:  # Ctrl-C: the trainer saved latest.pt and says how to resume
+        print(f"edepth train: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # while loading the config or building the datasets: nothing trained yet
+        print("edepth train: interrupted before training started; nothing saved", file=sys.stderr)
+        return 130
     print(json.dumps(summary, indent=1))
     return 0

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..embodied import EmbodiedConfig, EmbodiedDepth, EmbodiedResult, Region
 from ..ground import GroundPlane, GroundPoseError
+from ..image_check import blind_mask
 from ..labels import ClassGroups, LabelError, unknown_ids_message, validate_labels
 from ..kitti import (KITTI_LIDAR_HEIGHT, KittiCalib, KittiFormatError, lidar_to_camera, project_lidar,
                      read_object_calib, read_velodyne)
@@ -241,7 +242,7 @@ def evaluate(root, options: EvalOptions = EvalOptions(), log: Callable[[str], No
         labels = segmenter.segment(frame.rgb, cam, plane) if segmenter is not None else labels_given
         t1 = time.perf_counter()
         c1 = time.process_time()
-        result = embodied.compute(cam, plane, labels)
+        result = embodied.compute(cam, plane, labels, blind_mask(frame.rgb))  # as the node does
         cpu_ms.append((time.process_time() - c1) * 1e3)
         t2 = time.perf_counter()
         seg_ms.append((t1 - t0) * 1e3)

@@ -143,6 +143,7 @@ class EdepthNode(Node):
         # (monotonic time, text) of the latest frame skipped or published with no depth: the diagnostics level
         self._last_frame_problem: Optional[tuple[float, str]] = None
         self.no_depth = 0  # frames processed and published with no depth at all (unusable image)
+        self.partly_blind = 0  # frames whose blind share with no depth exceeds image_check.blind_warn_fraction
         self.model_problem = ""  # why the model file on disk is not the one serving, until that is resolved
         self.pose_used = "none"  # where the last frame's ground plane came from: tf, static or none
         self._last_warn: dict[str, float] = {}
@@ -410,6 +411,10 @@ class EdepthNode(Node):
             with self._lock:
                 self.no_depth += 1
             self._frame_problem("no_depth", f"no depth: {result.problem}")
+        elif result.blind_fraction > cfg["image_check.blind_warn_fraction"]:
+            with self._lock:
+                self.partly_blind += 1
+            self._frame_problem("blind", f"camera partly blind: {result.embodied.reason}")
         elif result.embodied.reason:
             self._warn("embodied", f"embodied depth: {result.embodied.reason}")
 
@@ -548,7 +553,7 @@ class EdepthNode(Node):
             over_med, over_p95 = _percentiles(self.overhead_ms)
             return {
                 "received": self.received, "processed": self.processed, "dropped": self.dropped,
-                "no_depth": self.no_depth,
+                "no_depth": self.no_depth, "partly_blind": self.partly_blind,
                 "skipped": sum(self.skipped.values()), "skipped_by_reason": dict(self.skipped),
                 "input_rate_hz": self.in_rate.rate(), "output_rate_hz": self.out_rate.rate(),
                 "latency_ms_median": lat_med, "latency_ms_p95": lat_p95, "pipeline_ms_median": pipe_med,
@@ -580,7 +585,7 @@ class EdepthNode(Node):
             "node_overhead_ms_median": f"{s['node_overhead_ms_median']:.2f}",
             "frames_received": str(s["received"]), "frames_processed": str(s["processed"]),
             "frames_dropped": str(s["dropped"]), "frames_skipped": str(s["skipped"]),
-            "frames_no_depth": str(s["no_depth"]),
+            "frames_no_depth": str(s["no_depth"]), "frames_partly_blind": str(s["partly_blind"]),
             "skipped_by_reason": json.dumps(s["skipped_by_reason"]),
             "backend": self.backend_name, "model": self.model_path or "(none)",
             "model_sha256": self.model_sha256, "model_reloads": str(self.model_reloads),

@@ -111,6 +111,12 @@ PARAMS: tuple[ParamSpec, ...] = tuple([
               range=(0.0, 1.0)),
     ParamSpec("image_check.min_neighbour_correlation", 0.3, "Correlation of adjacent pixels below which an "
               "image is noise, not a scene (real frames: 0.90-1.00; noise: about 0).", range=(-1.0, 1.0)),
+    ParamSpec("image_check.blind_tile_size", 32, "Side (pixels) of the windows judged blind when nearly all "
+              "black or white (max_clipped_fraction of the window): a half-covered lens or sun-blown road "
+              "gets no depth there, not road depth; 0 turns this off, else at least 8.", range=(0, 1024)),
+    ParamSpec("image_check.blind_warn_fraction", 0.05, "Share of the image blind and given no depth above "
+              "which the frame warns and /diagnostics goes WARN ('camera partly blind'; real frames as taken: "
+              "up to 0.016, blown-out sky and sunlit road).", range=(0.0, 1.0)),
     # semantic labels
     ParamSpec("semantic.enabled", False, "Subscribe to 'semantic' (mono8 Cityscapes train ids) and use "
               "the label image whose stamp matches; the built-in geometric segmenter otherwise."),
@@ -205,6 +211,9 @@ def validate(values: dict) -> dict:
             f"parameter 'colored.max_depth' = {out['colored.max_depth']} must exceed "
             f"'colored.min_depth' = {out['colored.min_depth']}"
         )
+    if 0 < out["image_check.blind_tile_size"] < 8:  # too few pixels to tell a cover from a dark patch
+        raise ParameterError(f"parameter 'image_check.blind_tile_size' = {out['image_check.blind_tile_size']}: "
+                             "use 0 (no blind mask) or a tile of at least 8 pixels")
     if out["model"] and not Path(out["model"]).expanduser().is_file():
         raise ParameterError(f"parameter 'model': file {out['model']!r} not found; give the path of an "
                              "exported .onnx/.engine/.pt, or leave it empty for the demo model")

@@ -2,6 +2,7 @@
 the alternating text/image schedule and the train loop (single process or DDP via torchrun)."""
 
 from .config import TrainConfig, TrainConfigError
-from .trainer import TrainingDiverged, evaluate, make_datasets, train
+from .trainer import TrainingDiverged, TrainingInterrupted, evaluate, make_datasets, train
 
-__all__ = ["TrainConfig", "TrainConfigError", "TrainingDiverged", "evaluate", "make_datasets", "train"]
+__all__ = ["TrainConfig", "TrainConfigError", "TrainingDiverged", "TrainingInterrupted", "evaluate", "make_datasets",
+           "train"]

@@ -124,7 +124,66 @@ DATA_RULES = {
 AUGMENT_RULES = {"flip": PROBABILITY, "color": NON_NEGATIVE_NUMBER, "enabled": BOOL,
                  "scale": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(NUMBER[0](x) for x in v),
                            "[low, high], two numbers")}
-TEXT_RULES = {"encoder": one_of(*TEXT_ENCODERS), "max_objects": POSITIVE_INT}
+OPTIONAL_TEXT = (lambda v: v is None or (isinstance(v, str) and bool(v)),
+                 "a string (a name or a path), or null")
+TEXT_RULES = {"encoder": one_of(*TEXT_ENCODERS), "max_objects": POSITIVE_INT, "model": OPTIONAL_TEXT,
+              "cache_dir": OPTIONAL_TEXT}
+# paths and topics: a number or a list here would become a folder named '5' or "['a']", or a TypeError
+DATA_RULES.update({k: OPTIONAL_TEXT for k in (
+    "raw_root", "gt_root", "train_split", "val_split", "calib_dir", "crop", "bag", "val_bag", "image_topic",
+    "camera_info_topic", "depth_topic", "lidar_topic", "labels_topic", "ground_frame")})
+OUTPUT_RULES = {"dir": NAME, "publish": OPTIONAL_TEXT}
+
+
+def _at_most(rule: tuple, high, why: str) -> tuple:
+    """``rule`` (type and sign) with an upper bound: past it a value is a typo that would overflow
+    (1e300 m is inf in float32), exhaust memory or start millions of processes, not a setting."""
+    ok, what = rule
+    return (lambda v: ok(v) and v <= high, f"{what}, at most {high:g} ({why})")
+
+
+# upper bounds, one table for every section: (section, key) -> (the key's type rule, bound, why)
+LIMITS = {
+    **{("model", k): (POSITIVE_NUMBER, 1000, "metres; depth is predicted in float32 / fp16 and in log space")
+       for k in ("max_depth", "min_depth")},
+    **{("model", k): (POSITIVE_INT, 4096, "a larger layer does not fit in memory")
+       for k in ("fusion_dim", "fusion_heads", "latent_dim", "sampler_dim", "sampler_heads", "head_channels")},
+    ("model", "text_dim"): (POSITIVE_INT, 8192, "the size of a sentence embedding"),
+    ("model", "sampler_layers"): (POSITIVE_INT, 64, "a larger layer does not fit in memory"),
+    ("train", "batch_size"): (POSITIVE_INT, 4096, "per process; a larger batch does not fit in memory"),
+    ("train", "epochs"): (NON_NEGATIVE_INT, 10 ** 6, "use train.max_steps for long runs"),
+    ("train", "max_steps"): (NON_NEGATIVE_INT, 10 ** 9, "a run that never ends"),
+    ("train", "workers"): (NON_NEGATIVE_INT, 256, "each is a process"),
+    ("train", "threads"): (NON_NEGATIVE_INT, 1024, "CPU threads"),
+    **{("train", k): (POSITIVE_NUMBER, 10, "a larger learning rate diverges at the first step")
+       for k in ("lr", "lr_end")},
+    **{("train", k): (NON_NEGATIVE_NUMBER, 1000, "a loss weight; larger swamps the depth loss")
+       for k in ("kl_text_weight", "kl_eps_weight", "conf_weight")},
+    ("train", "weight_decay"): (NON_NEGATIVE_NUMBER, 10, "AdamW's decoupled decay"),
+    **{("data", k): (POSITIVE_INT, 10 ** 5, "frames are rendered and kept in memory")
+       for k in ("frames_per_seed", "val_frames_per_seed")},
+    ("data", "render_scale"): (DATA_RULES["render_scale"], 8, "scenes are rendered at this x the model size"),
+    ("data", "plane_height"): (POSITIVE_NUMBER, 100, "metres of camera height above the road"),
+    ("text", "max_objects"): (POSITIVE_INT, 1000, "one sentence each per frame"),
+}
+# model sizes given as lists: every entry has the same bound
+LIST_LIMITS = {("model", k): (8192, "a larger image or layer does not fit in memory")
+               for k in ("input_size", "depth_channels", "text_hidden", "decoder_channels")}
+
+
+def check_limits(section: str, values: dict, error=None) -> None:
+    """The LIMITS / LIST_LIMITS of ``section`` on ``values`` (types first, so each error says what was expected)."""
+    check_values(values, {k: _at_most(rule, high, why) for (s, k), (rule, high, why) in LIMITS.items() if s == section},
+                 section, error or TrainConfigError)
+    for (s, k), (high, why) in LIST_LIMITS.items():
+        v = values.get(k)
+        if s == section and isinstance(v, (list, tuple)) and any(_is_number(x) and x > high for x in v):
+            raise (error or TrainConfigError)(f"{section}.{k}: {list(v)} has an entry above {high} ({why}); "
+                                              "check the value")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass
@@ -166,10 +225,13 @@ class TrainConfig:
             if not isinstance(data[key] if key == "data" else data.get(key) or {}, dict):
                 raise TrainConfigError(f"{key}: expected a mapping of settings, got {data[key]!r}")
         base = source.parent if source else Path.cwd()
+        if isinstance(data["model"], dict):  # a list or a number here is a TypeError inside the registry look-up
+            check_values(data["model"], {"arch": NAME}, "model", TrainConfigError)
         try:  # a relative pretrained_path is relative to the project root, like the data paths
             model = ModelConfig.from_dict(data["model"], root=project_root(base))
         except NetworkConfigError as exc:
             raise TrainConfigError(str(exc)) from exc
+        check_limits("model", model.to_dict())
         if model.max_depth <= LOSS_MIN_DEPTH:
             raise TrainConfigError(f"model.max_depth: {model.max_depth} m is at or below the loss's {LOSS_MIN_DEPTH} m "
                                    "floor, so no ground-truth pixel would ever train; give the largest depth to "
@@ -181,6 +243,7 @@ class TrainConfig:
                 raise TrainConfigError(f"text.{k}: unknown key; valid keys: {sorted(TEXT_DEFAULTS)}")
             text[k] = v
         check_values(text, TEXT_RULES, "text", TrainConfigError)
+        check_limits("text", text)
         if text["cache_dir"]:
             text["cache_dir"] = str(_resolve(text["cache_dir"], base))
         if text["model"] and (project_root(base) / str(text["model"])).exists():
@@ -197,6 +260,7 @@ class TrainConfig:
         unknown = set(out) - {"dir", "publish"}
         if unknown:
             raise TrainConfigError(f"output.{sorted(unknown)[0]}: unknown key; valid keys: dir, publish")
+        check_values(out, OUTPUT_RULES, "output", TrainConfigError)
         out_dir = _output_folder("output.dir", _resolve(out["dir"], base))
         publish = _output_folder("output.publish", _resolve(out["publish"], base)) if out.get("publish") else None
         return cls(model, data_cfg, text, train, out_dir, source, publish, data)
@@ -222,6 +286,7 @@ def _check_train(train: dict) -> dict:
 
     check_values(sched, SCHEDULE_RULES, "train.schedule", TrainConfigError)
     check_values(out, TRAIN_RULES, "train", TrainConfigError)
+    check_limits("train", out)
     try:
         PathSchedule(**sched)
     except ScheduleError as exc:
@@ -250,6 +315,7 @@ def _check_data(d: dict, base: Path) -> dict:
         if k not in DATA_KEYS[kind]:
             raise TrainConfigError(f"data.{k}: unknown key for kind '{kind}'; valid keys: {sorted(DATA_KEYS[kind])}")
     check_values(d, DATA_RULES, "data", TrainConfigError)
+    check_limits("data", d)
     _check_augment(d.get("augment"))
     _check_embodied(d.get("embodied"))
     if kind == "synthetic":

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..embodied import EmbodiedConfig, EmbodiedDepth
+from ..image_check import blind_mask
 from ..model_io import pack_embodied
 from ..network.text import EmbeddingCache, default_cache_dir, describe_scene
 from ..ros.params import SPECS as PARAM_SPECS
@@ -100,7 +101,7 @@ class DepthDataset(Dataset):
         """Per image (and flip): from the full base frame, so augmentation does not re-encode."""
         key = (i, flipped)
         if key not in self._text_memo:
-            res = self.embodied.compute(frame.camera, frame.plane, frame.labels)
+            res = self.embodied.compute(frame.camera, frame.plane, frame.labels, blind_mask(frame.rgb))
             rgb, labels, depth = frame.rgb, frame.labels, res.depth
             if flipped:
                 rgb, labels, depth = flip_width(rgb, True), flip_width(labels), flip_width(depth)
@@ -117,7 +118,7 @@ class DepthDataset(Dataset):
         flips = (False, True) if self.augment and self.augment.flip > 0 else (False,)
         for i in tqdm(range(len(self)), desc="describing scenes", disable=not progress, leave=False):
             frame = self.base(i)
-            res = self.embodied.compute(frame.camera, frame.plane, frame.labels)
+            res = self.embodied.compute(frame.camera, frame.plane, frame.labels, blind_mask(frame.rgb))
             for flipped in flips:
                 rgb, labels, depth = frame.rgb, frame.labels, res.depth
                 if flipped:
@@ -137,7 +138,8 @@ class DepthDataset(Dataset):
         win = (win[0] + x0, win[1] + y0, win[2], win[3])
         rgb, labels, depth, camera = crop_resize(frame.rgb, frame.labels, frame.depth, frame.camera, win,
                                                  self.input_size)
-        res = self.embodied.compute(camera, frame.plane, labels)
+        # the node's embodied depth: blind road (a covered lens, glare) gets none there either
+        res = self.embodied.compute(camera, frame.plane, labels, blind_mask(rgb))
         embodied = pack_embodied(res)
         flipped = bool(self.augment and rng.random() < self.augment.flip)
         if self.augment:

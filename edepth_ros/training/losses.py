@@ -28,8 +28,8 @@ def silog_loss(log_pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, lam
     mean_d, has = _per_image_mean(d, mask)
     mean_d2, _ = _per_image_mean(d * d, mask)
     per_image = 10.0 * torch.sqrt((mean_d2 - lambd * mean_d.pow(2)).clamp_min(1e-8))
-    if not bool(has.any()):
-        return log_pred.sum() * 0.0
+    if not bool(has.any()):  # summed in float32: an fp16 (AMP) sum of a whole batch overflows, and inf * 0 is NaN
+        return log_pred.float().sum() * 0.0
     return per_image[has].mean()
 
 
@@ -42,5 +42,5 @@ def confidence_loss(conf_logit: torch.Tensor, log_pred: torch.Tensor, gt: torch.
     bce = F.binary_cross_entropy_with_logits(conf_logit.float(), target, reduction="none")
     per_image, has = _per_image_mean(bce, mask)
     if not bool(has.any()):
-        return conf_logit.sum() * 0.0
+        return conf_logit.float().sum() * 0.0
     return per_image[has].mean()

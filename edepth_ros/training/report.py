@@ -78,6 +78,49 @@ VARIANTS = {  # relative to the config's model section
 }
 
 
+class AblationError(ValueError):
+    """A bad ablation request (--steps, --seeds, --variants, a config without a held-out set), named
+    before any data is built or any variant trained."""
+
+
+# the held-out set every variant is scored on, per data.kind
+HELDOUT_KEYS = {"synthetic": "val_seeds", "kitti": "val_split", "bag": "val_bag"}
+
+
+def check_ablation(base, steps, variants, seeds) -> list:
+    """The seeds as ints, or AblationError naming the argument or the config key and what to do."""
+    from ..network.config import POSITIVE_INT
+    from .config import TRAIN_RULES
+
+    if not POSITIVE_INT[0](steps):
+        raise AblationError(f"ablation --steps: {steps!r} must be a positive number of training steps (each "
+                            "variant and seed trains that many; 0 would fall back on the config's epochs)")
+    if not seeds:
+        raise AblationError("ablation --seeds: give at least one training seed")
+    ok, what = TRAIN_RULES["seed"]
+    for s in seeds:
+        if not ok(s):
+            raise AblationError(f"ablation --seeds: {s!r}: expected {what}")
+    for arg, given in (("--seeds", list(seeds)), ("--variants", list(variants or []))):
+        twice = sorted({str(x) for x in given if given.count(x) > 1})
+        if twice:
+            raise AblationError(f"ablation {arg}: {', '.join(twice)} given twice; each is one training run into "
+                                "its own folder (a repeat would retrain it and count it twice in the mean and the "
+                                f"spread): give distinct {arg[2:]}")
+    for name in variants or VARIANTS:
+        if name not in VARIANTS:
+            raise AblationError(f"ablation --variants: unknown variant '{name}'; known: {sorted(VARIANTS)}")
+    kind = base.data["kind"]
+    key = HELDOUT_KEYS[kind]
+    if not base.data.get(key):
+        source = base.source or "the config"
+        raise AblationError(f"data.{key}: {source} has no held-out set, and the ablation scores every variant "
+                            f"(and the embodied depth alone) on it: give data.{key}"
+                            + (" (scene seeds never trained on, e.g. {start: 1000, count: 8})"
+                               if kind == "synthetic" else ""))
+    return [int(s) for s in seeds]
+
+
 def ablation(config, steps: int, out_dir: Path, variants=None, seeds=(0,)) -> dict:
     """Train every variant once per training seed on the same data; held-out metrics, mean and spread.
 
@@ -91,15 +134,10 @@ def ablation(config, steps: int, out_dir: Path, variants=None, seeds=(0,)) -> di
     from .trainer import embodied_baseline, evaluate, make_datasets, train
     from ..network import load_checkpoint
 
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("ablation --seeds: give at least one training seed")
     base = copy.deepcopy(config) if isinstance(config, TrainConfig) else TrainConfig.load(config)
+    seeds = check_ablation(base, steps, variants, list(seeds))  # before any scene is rendered
     base.train["max_steps"] = steps
     base.train["val_every"] = 10 ** 6  # validate once, at the end
-    for name in variants or VARIANTS:
-        if name not in VARIANTS:
-            raise ValueError(f"ablation --variants: unknown variant '{name}'; known: {sorted(VARIANTS)}")
     train_set, val_set = make_datasets(base, progress=True)
     results = {"embodied_only": embodied_baseline(val_set)}
     spread, runs, per_image_text, timings = {}, {}, {}, {}
@@ -125,13 +163,17 @@ def ablation(config, steps: int, out_dir: Path, variants=None, seeds=(0,)) -> di
         if "metrics_per_image_text" in runs[name][0]:
             per_image_text[name] = _mean_std([r["metrics_per_image_text"] for r in runs[name]])[0]
     source = base.source if isinstance(config, TrainConfig) else config
+    heldout_key = HELDOUT_KEYS[base.data["kind"]]
     summary = dict(config=str(source), steps=steps, batch_size=base.train["batch_size"], seeds=seeds,
                    train_frames=len(train_set), heldout_frames=len(val_set),
-                   heldout_seeds=base.data["val_seeds"], seconds=timings, metrics=results,
+                   heldout_seeds=base.data.get("val_seeds"),  # synthetic; KITTI / bags: heldout names the set
+                   heldout={f"data.{heldout_key}": base.data[heldout_key]}, seconds=timings, metrics=results,
                    metrics_std_over_seeds=spread, metrics_per_image_text=per_image_text, runs=runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "ablation.json").write_text(json.dumps(summary, indent=1))
-    _plot_ablation(results, out_dir / "ablation.png", spread, len(seeds))
+    _plot_ablation(results, out_dir / "ablation.png", spread, len(seeds),
+                   "held-out synthetic scenes" if base.data["kind"] == "synthetic" else f"held-out frames "
+                   f"(data.{heldout_key})")
     return summary
 
 
@@ -142,7 +184,8 @@ def _mean_std(metric_dicts: list) -> tuple[dict, dict]:
             {k: float(np.std([m[k] for m in metric_dicts])) for k in keys})
 
 
-def _plot_ablation(results: dict, path: Path, spread: dict | None = None, n_seeds: int = 1) -> None:
+def _plot_ablation(results: dict, path: Path, spread: dict | None = None, n_seeds: int = 1,
+                   heldout: str = "held-out synthetic scenes") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,7 +202,7 @@ def _plot_ablation(results: dict, path: Path, spread: dict | None = None, n_seed
         ax.set_title(label, fontsize=9)
     axes[1].set_ylim(min(results[n]["d1"] for n in names) - 0.05, 1.0)
     runs = f"mean +- std over {n_seeds} training seeds" if n_seeds > 1 else "one training run per variant"
-    fig.suptitle(f"held-out synthetic scenes ({runs})", fontsize=10)
+    fig.suptitle(f"{heldout} ({runs})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -292,7 +335,14 @@ def main(argv=None) -> int:
     elif args.what == "curves":
         res = plot_curves(Path(args.run), Path(args.png))
     elif args.what == "ablation":
-        res = ablation(args.config, args.steps, Path(args.out), args.variants, args.seeds)
+        from .config import TrainConfigError
+        from .datasets import DatasetError
+
+        try:
+            res = ablation(args.config, args.steps, Path(args.out), args.variants, args.seeds)
+        except (AblationError, TrainConfigError, DatasetError) as exc:  # named and what to do: no traceback
+            print(f"report ablation: {exc}", file=sys.stderr)
+            return 2
     else:
         res = kitti_samples(args.checkpoint, Path(args.kitti), out_png=Path(args.png) if args.png else None)
     print(json.dumps(res, indent=1))

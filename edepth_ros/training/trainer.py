@@ -5,6 +5,10 @@
     latest.pt  (model + optimizer + step: what --resume continues; written atomically)
     best.pt    (lowest validation AbsRel), model.pt (final weights only, for export)
     log.csv    (one row per logged step), val.csv (one row per validation), tb/ (TensorBoard)
+    previous_run/  (a fresh run into a folder holding an earlier run's checkpoints moves that run here)
+A batch without a ground-truth pixel the loss can use is skipped (no optimiser step), counted in the
+summary's ``skipped_steps`` and logged with path ``skipped``. Ctrl-C saves latest.pt and raises
+TrainingInterrupted (``edepth train`` exits 130 with one line saying how to resume).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -35,6 +40,21 @@ from .schedule import PathSchedule
 class TrainingDiverged(RuntimeError):
     """The loss, the gradient or the weights became NaN/inf; the message names the step and the last
     good checkpoint."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: latest.pt holds the last completed step (saved on the way out when a
+    step was done since the last checkpoint); the message says so and how to resume."""
+
+    def __init__(self, message: str, step: int, saved: bool):
+        super().__init__(message)
+        self.step, self.saved = step, saved
+
+
+# what a fresh run (no --resume) writes in output.dir; an earlier run's are set aside first
+CHECKPOINT_FILES = ("latest.pt", "best.pt", "model.pt")
+RUN_FILES = CHECKPOINT_FILES + ("log.csv", "val.csv", "tb")
+PREVIOUS_RUN = "previous_run"
 
 
 LOG_FIELDS = ["step", "epoch", "path", "loss", "silog", "kl_text", "kl_eps", "conf", "lr", "grad_norm",
@@ -147,6 +167,33 @@ def _require_same_run(before, now, latest) -> None:
                                "original values, or start a fresh output.dir")
 
 
+def set_aside_earlier_run(out_dir: Path) -> Optional[Path]:
+    """A fresh run into a folder holding an earlier run's checkpoints: move them (and its logs) to
+    ``output.dir/previous_run/`` so an old best.pt or model.pt is never taken for this run's. The
+    folder is the demo's (``runs/demo``) and the ablation's, which are retrained on purpose, so it is
+    not refused; only the one run before is kept. Returns the folder, or None when there was nothing."""
+    import shutil
+
+    found = [n for n in CHECKPOINT_FILES if (out_dir / n).is_file()]
+    if not found:
+        return None
+    prev = out_dir / PREVIOUS_RUN
+    replaced = prev.exists() or prev.is_symlink()
+    if prev.is_dir() and not prev.is_symlink():
+        shutil.rmtree(prev)
+    elif replaced:
+        prev.unlink()
+    prev.mkdir()
+    moved = [n for n in RUN_FILES if (out_dir / n).exists()]
+    for name in moved:
+        os.replace(out_dir / name, prev / name)
+    print(f"edepth train: output.dir '{out_dir}' held an earlier run ({', '.join(found)}): moved "
+          f"{', '.join(moved)} to '{prev}'{' (replacing the run kept there)' if replaced else ''} so they are "
+          "not taken for this run's. To continue that run instead, stop this one, move them back and pass "
+          "--resume", file=sys.stderr)
+    return prev
+
+
 def json_safe(value):
     """Plain JSON types (YAML dates become strings): what weights_only torch.load accepts."""
     return json.loads(json.dumps(value, default=str))
@@ -223,6 +270,8 @@ def compute_losses(net, batch: dict, path: str, tc: dict, device) -> dict:
     else:  # phase 2: sampler + encoders + decoder with SILog (mu, sigma detached: the VAE is frozen)
         loss = silog + tc["kl_eps_weight"] * out["kl_eps"] + tc["conf_weight"] * terms["conf"]
     terms["loss"] = loss
+    # pixels the loss could use: a batch with none has nothing to learn from (the step is skipped)
+    terms["valid_px"] = mask.sum()
     return terms
 
 
@@ -377,6 +426,8 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
         ddp_net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[local_rank] if use_cuda else None, find_unused_parameters=True)
 
+    if rank == 0 and not resume:  # as late as possible: a run refused above leaves the earlier one in place
+        set_aside_earlier_run(out_dir)
     log = CsvLog(out_dir / "log.csv", LOG_FIELDS, append=resume) if rank == 0 else None
     vlog = CsvLog(out_dir / "val.csv", VAL_FIELDS, append=resume) if rank == 0 else None
     tb = None
@@ -394,6 +445,10 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
     step, last_good = start_step, (start_step if resume else None)
     t_start = time.time()
     summary: dict = {}
+    # steps whose whole batch (on every rank) had no ground-truth pixel the loss can use: no optimiser step
+    no_gt_count = int(payload.get("skipped_steps", 0)) if resume else 0
+    no_gt_first: list = list(payload.get("skipped_first", [])) if resume else []
+    epoch = start_epoch
 
     train_config = json_safe(cfg.raw)  # a YAML date would make the checkpoint unloadable with weights_only
     # the encoder the VAE learned from, resolved (the raw config's path is relative to its file):
@@ -415,8 +470,8 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
             raise diverged(f"weights are not finite ('{bad}'); '{path.name}' not written", epoch_now)
         if rank != 0:
             return
-        extra = dict(step=step, epoch=epoch_now, best_abs_rel=best,
-                     train_config=train_config, text_encoder=text_encoder)
+        extra = dict(step=step, epoch=epoch_now, best_abs_rel=best, train_config=train_config,
+                     text_encoder=text_encoder, skipped_steps=no_gt_count, skipped_first=list(no_gt_first))
         if with_opt:
             extra["optimizer"] = opt.state_dict()
             if scaler.is_enabled():
@@ -449,6 +504,7 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                     terms = compute_losses(ddp_net, batch, path, tc, device)
                 loss = terms["loss"]
+                valid_px = terms.pop("valid_px", None)
                 # backward runs even on a NaN loss: under DDP every rank must reach the same collectives
                 scaler.scale(loss).backward()
                 for p in frozen[path]:  # DDP hands unused parameters zero grads: AdamW would still decay them
@@ -458,22 +514,46 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
                 # [loss, grad] not finite, one slot per rank. An fp16 GradScaler skips inf/NaN gradients
                 # itself (and lowers its scale): that is not divergence. Without it, a non-finite norm
                 # would make the clipped gradients, and after opt.step the weights, NaN.
-                bad = torch.zeros(2, world, device=device)
+                # Row 2: no ground-truth pixel in this rank's batch (every GT pixel 0 or beyond max_depth).
+                bad = torch.zeros(3, world, device=device)
                 bad[0, rank] = float(not torch.isfinite(loss.detach()))
                 bad[1, rank] = float(not scaler.is_enabled() and not torch.isfinite(grad_norm))
+                bad[2, rank] = float(valid_px is not None and int(valid_px) == 0)
                 if world > 1:  # agree, so no rank quits while the others wait for it in a collective
                     dist.all_reduce(bad)
-                if bool(bad.any()):
+                # no rank has ground truth: nothing to learn from, and a loss of 0 (or 0 x an inf prediction)
+                # is no divergence. Skip the optimiser step (AdamW would still move the weights on its
+                # moments and the decay), count it and go on; with ground truth on some rank, train on it.
+                no_gt = bool(bad[2].all())
+                if not no_gt and bool(bad[:2].any()):
                     row = 0 if bool(bad[0].any()) else 1
                     ranks = ", ".join(str(r) for r in bad[row].nonzero().flatten().tolist())
                     what = ("loss is not finite (NaN/inf)" if row == 0 else
                             "gradient norm is not finite (NaN/inf) with a finite loss")
                     raise diverged(what + (f" on rank {ranks}" if world > 1 else ""), epoch, path)
-                scaler.step(opt)
-                scaler.update()
+                if no_gt:
+                    opt.zero_grad(set_to_none=True)
+                    if scaler.is_enabled():  # unscale_ ran: the scaler wants its update before the next step
+                        scaler.update()
+                else:
+                    scaler.step(opt)
+                    scaler.update()
                 step += 1
                 bar.update(1)
-                if step % tc["log_every"] == 0 or step == total:
+                if no_gt:
+                    no_gt_count += 1
+                    if len(no_gt_first) < 100:
+                        no_gt_first.append(step)
+                    if rank == 0 and no_gt_count <= 10:
+                        tqdm.write(f"edepth train: WARNING: step {step} skipped: its batch has no ground-truth "
+                                   f"pixel in ({LOSS_MIN_DEPTH:g}, model.max_depth {cfg.model.max_depth:g}) m, so "
+                                   "nothing to learn from (no optimiser step); counted in the summary's "
+                                   "skipped_steps" + ("; later ones are counted, not printed"
+                                                      if no_gt_count == 10 else ""), file=sys.stderr)
+                    if rank == 0 and (step % tc["log_every"] == 0 or step == total):
+                        log.write(dict(step=step, epoch=epoch, path="skipped", lr=lr,
+                                       sec_per_step=round(time.time() - t0, 4), rss_mb=round(rss_mb(), 1)))
+                elif step % tc["log_every"] == 0 or step == total:
                     vals = {k: float(v.detach()) for k, v in terms.items()}
                     if world > 1:  # the logged loss is the mean over ranks
                         t = torch.tensor([vals[k] for k in ("loss", "silog", "kl_text", "kl_eps", "conf")],
@@ -510,12 +590,29 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
             if step >= total:
                 break
             if stop_after is not None and step >= stop_after:
-                summary.update(steps=step, interrupted=True, output=str(out_dir))
+                summary.update(steps=step, interrupted=True, output=str(out_dir), skipped_steps=no_gt_count)
                 return summary
         if rank == 0:
             checkpoint(epochs, out_dir / "model.pt", with_opt=False)
             if cfg.publish is not None:
                 publish(cfg, out_dir)
+    except KeyboardInterrupt:  # Ctrl-C: keep what was trained, in a file --resume continues exactly
+        saved = step > start_step
+        if saved and step != last_good:  # else latest.pt holds this step already
+            try:
+                checkpoint(epoch)
+            except KeyboardInterrupt:  # a second Ctrl-C while saving: the write is atomic, the old file stays
+                where = f"'{latest}' keeps step {last_good}" if last_good is not None else "nothing saved"
+                raise TrainingInterrupted(f"interrupted at step {step}, and again while saving; {where}"
+                                          + ("; resume with --resume" if last_good is not None else ""),
+                                          step, False) from None
+        if saved:
+            msg = f"interrupted at step {step}; '{latest}' saved; resume with --resume"
+        elif resume:
+            msg = f"interrupted at step {step} before another step; '{latest}' unchanged; resume with --resume"
+        else:
+            msg = f"interrupted before the first step; nothing saved in '{out_dir}'"
+        raise TrainingInterrupted(msg, step, saved) from None
     finally:
         bar.close()
         for h in (log, vlog):
@@ -527,5 +624,9 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
             dist.destroy_process_group()
     summary.update(steps=step, seconds=round(time.time() - t_start, 1), output=str(out_dir),
                    best_abs_rel=best if math.isfinite(best) else None,  # no validation set: null (JSON has no inf)
-                   world_size=world)
+                   world_size=world, skipped_steps=no_gt_count, skipped_first=no_gt_first)
+    if no_gt_count and rank == 0:
+        print(f"edepth train: {no_gt_count} of {step} steps skipped (batch without ground truth in "
+              f"({LOSS_MIN_DEPTH:g}, {cfg.model.max_depth:g}) m), first at steps {no_gt_first[:10]}; check the "
+              "data or model.max_depth if that is many", file=sys.stderr)
     return summary
