@@ -230,9 +230,10 @@ class EmbodiedDepth:
 
         blind: optional bool (H, W), pixels the camera does not see through (``image_check.blind_mask``).
         None of them is inpainted (that would copy the road around them in); those labelled road or
-        ground get no depth and are no ground contact (the plane would make them free road). Blind
-        vertical pixels keep the depth of a ground contact the camera sees; sky stays sky. The rest
-        stays region NONE, NaN, confidence 0, its share in ``reason``.
+        ground get no depth (the plane would make them free road) but still ground the visible
+        pixels standing on them. Blind vertical pixels take depth only from a ground contact the
+        camera sees; sky stays sky. The rest stays region NONE, NaN, confidence 0, its share in
+        ``reason``.
         """
         if not isinstance(camera, CameraModel) or not (plane is None or isinstance(plane, GroundPlane)):
             raise TypeError(f"EmbodiedDepth.compute: camera must be a CameraModel and plane a GroundPlane "
@@ -254,11 +255,6 @@ class EmbodiedDepth:
         reasons = []
         if blind is not None and not blind.any():
             blind = None
-        if blind is not None:
-            # road and ground lose their labels: the plane would make them free road whatever hides
-            # there; vertical pixels keep theirs (depth from a ground contact the camera sees: the
-            # sunlit side of a white car), sky stays sky. None of them is inpainted (below).
-            group[blind & ((group - np.uint8(1)) <= np.uint8(1))] = Region.NONE
         unknown = cv2.LUT(labels, self._unknown_lut)
         if cv2.countNonZero(unknown):  # another label convention would give finite, wrong depth
             reasons.append(unknown_ids_message(labels, unknown))
@@ -296,6 +292,22 @@ class EmbodiedDepth:
             on_plane &= depth == depth  # a "ground" class above the camera has no depth
         region = group * on_plane  # ROAD / GROUND where on the plane, NONE (0) elsewhere
         self._vertical(camera, geo, group, on_plane, depth, region, labels, inv_scale)
+        if blind is not None:
+            # Blind road and ground have no depth: the plane would make them free road whatever
+            # hides there. They still ground what the camera sees standing on them (a car whose
+            # wheels are in glare): a contact nearer than the truth at worst, where inpainting would
+            # put the road behind the car. Blind vertical pixels (the sunlit side of a white car) take
+            # depth only from a contact the camera sees; sky stays sky; nothing blind is inpainted.
+            blind_vertical = blind & (group == Region.VERTICAL)
+            if blind_vertical.any():
+                seen_depth, seen_region = depth.copy(), region.copy()
+                self._vertical(camera, geo, group, on_plane & ~blind, seen_depth, seen_region, labels, inv_scale)
+                depth[blind_vertical] = seen_depth[blind_vertical]
+                region[blind_vertical] = np.where(np.isnan(depth[blind_vertical]), np.uint8(Region.NONE),
+                                                  np.uint8(Region.VERTICAL))
+            blind_ground = blind & on_plane
+            depth[blind_ground] = np.nan
+            region[blind_ground] = Region.NONE
         np.copyto(region, np.uint8(Region.SKY), where=sky)
 
         if cfg.inpaint_scale > 0:

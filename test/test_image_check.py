@@ -223,6 +223,23 @@ def test_blind_obstacles_keep_a_ground_contact_the_camera_sees_and_sky_stays_sky
     assert (emb.region[side] == Region.VERTICAL).all()
     np.testing.assert_array_equal(emb.depth[side], unmasked.depth[side])
     assert "of the image is blind" not in emb.reason
+    # a car whose wheels stand in glare: the road there has no depth, the car keeps its own from
+    # that contact (inpainting it from the road behind put it farther away than it is)
+    img = rgb.copy()
+    img[H // 2 + 40:H // 2 + 100, 300:700] = 255
+    emb = EmbodiedDepth().compute(camera, plane, labels, blind_mask(img))
+    glare = np.zeros((H, W), bool)
+    glare[H // 2 + 40:H // 2 + 100, 300:700] = True
+    car = np.zeros((H, W), bool)
+    car[H // 4:H // 2 + 40, 300:700] = True
+    assert np.isnan(emb.depth[glare]).all() and (emb.region[glare] == Region.NONE).all()
+    assert (emb.region[car] == Region.VERTICAL).all()
+    np.testing.assert_array_equal(emb.depth[car], unmasked.depth[car])
+    # the side of that car blind too: it has no contact the camera sees, so no depth
+    img[H // 4:H // 2 + 30, 300:700] = 255
+    emb = EmbodiedDepth().compute(camera, plane, labels, blind_mask(img))
+    assert np.isnan(emb.depth[side]).all() and (emb.region[side] == Region.NONE).all()
+    assert (emb.region[car & ~side] == Region.VERTICAL).all()
 
 
 def test_blind_arguments_and_tile_sizes_are_checked():
