@@ -25,6 +25,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .described import described
+
 SUPPORTED_DISTORTION = {
     "plumb_bob": (4, 5, 8, 12, 14),
     "rational_polynomial": (8, 12, 14),
@@ -141,6 +143,15 @@ def _size(value, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) <= 0:
         raise CameraModelError(f"{field}: {value!r}; image sizes must be positive integers")
     return int(value)
+
+
+def require_camera_model(camera, error: type = TypeError, expected: str = "the image's CameraModel") -> "CameraModel":
+    """``camera`` when it is a CameraModel, else ``error`` naming what was passed and how to build
+    one (the caches of rays and plane depth key on ``CameraModel.key()``, which nothing else has)."""
+    if not isinstance(camera, CameraModel):
+        raise error(f"camera: expected {expected}, got {described(camera)}; build it with "
+                    "CameraModel.from_camera_info(info) or CameraModel.from_intrinsics(fx, fy, cx, cy, width, height)")
+    return camera
 
 
 class CameraModel:

@@ -18,7 +18,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .camera import CameraModel
+from .camera import CameraModel, require_camera_model
 
 
 class PointCloudError(ValueError):
@@ -72,20 +72,9 @@ _PLANES: "OrderedDict[tuple, tuple]" = OrderedDict()
 _PLANES_SIZE = 4
 
 
-def _check_camera(camera) -> CameraModel:
-    """camera as a CameraModel; TypeError naming it for anything else. The ray caches key on
-    ``CameraModel.key()`` (the intrinsics, distortion and rotation, whose arrays a model freezes):
-    another object has no such value, and keying it by id() would hand a new camera, allocated at
-    a freed one's address, the old camera's rays (silently wrong points)."""
-    if not isinstance(camera, CameraModel):
-        raise TypeError(
-            f"camera: expected an edepth_ros.camera.CameraModel, got {type(camera).__name__}; build it with "
-            "CameraModel.from_camera_info(info) or CameraModel.from_intrinsics(fx, fy, cx, cy, width, height)"
-        )
-    return camera
-
-
 def _ray_planes(camera: CameraModel, shape, decimation: int) -> tuple[np.ndarray, np.ndarray]:
+    # keyed on the intrinsics (a model's arrays are frozen): a key by id() handed a new camera,
+    # allocated at a freed one's address, the old camera's rays
     key = (camera.key(), decimation, tuple(shape))
     planes = _PLANES.get(key)
     if planes is None:
@@ -135,7 +124,8 @@ def cloud_array(
             raise PointCloudError(
                 f"rgb: expected uint8 {depth.shape + (3,)} to match depth, got {rgb.dtype} {rgb.shape}"
             )
-    rx, ry = _ray_planes(_check_camera(camera), depth.shape, decimation)
+    camera = require_camera_model(camera, TypeError, expected="an edepth_ros.camera.CameraModel")
+    rx, ry = _ray_planes(camera, depth.shape, decimation)
     z = np.ascontiguousarray(depth[::decimation, ::decimation])
     mask = _valid_mask(z, min_depth, max_range)
     colours = None if rgb is None else rgb[::decimation, ::decimation]

@@ -19,7 +19,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .camera import CameraModel
+from .camera import require_camera_model
 from .described import described
 
 _MAX_PIXELS = 2 ** 27  # as camera.py: more than any camera (and the model's input) has
@@ -87,7 +87,7 @@ class ModelInput:
     # -- image -> model ----------------------------------------------------------------------
 
     def camera_to_model(self, camera):
-        _check_camera(camera)
+        require_camera_model(camera, PreprocessError)
         if self.is_identity(camera.width, camera.height):
             return camera
         win = self.window(camera.width, camera.height)
@@ -146,7 +146,7 @@ class ModelInput:
         depth_m = _float_map(depth_m, "depth_m", "depth in metres, NaN = none", _DEPTH_HINT)
         conf_m = _float_map(conf_m, "conf_m", "confidence in [0, 1]", "scale it (e.g. conf_u8 / 255.0)")
         depth_m, conf_m = depth_m.astype(np.float32, copy=False), conf_m.astype(np.float32, copy=False)
-        _check_camera(camera)
+        require_camera_model(camera, PreprocessError)
         if depth_m.shape != self.size or conf_m.shape != self.size:
             raise PreprocessError(
                 f"to_image: depth {depth_m.shape} / confidence {conf_m.shape} are not the model size {self.size}"
@@ -178,14 +178,6 @@ def _pixels(value, field: str) -> int:
     if not ok or int(value) <= 0:
         raise PreprocessError(f"{field}: must be a positive whole number of pixels, got {value!r}")
     return int(value)
-
-
-def _check_camera(camera) -> None:
-    if not isinstance(camera, CameraModel):
-        raise PreprocessError(
-            f"camera: expected the image's CameraModel, got {type(camera).__name__}; build it with "
-            "CameraModel.from_camera_info(info) or CameraModel.from_intrinsics(...)"
-        )
 
 
 def _as_array(value, field: str) -> np.ndarray:
@@ -236,7 +228,7 @@ def _resize_nearest(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _check_image(rgb: np.ndarray, camera) -> tuple[int, int]:
-    _check_camera(camera)
+    require_camera_model(camera, PreprocessError)
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise PreprocessError(
             f"rgb: expected a numpy array uint8 (H, W, 3), got {described(rgb)}"

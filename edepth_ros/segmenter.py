@@ -227,13 +227,9 @@ class GeometricSegmenter:
     def segment(self, rgb, camera, plane=None) -> np.ndarray:
         import cv2
 
-        from .camera import CameraModel
+        from .camera import require_camera_model
 
-        if not isinstance(camera, CameraModel):
-            raise SegmenterError(
-                f"camera: expected the image's CameraModel, got {described(camera)}; build it with "
-                "CameraModel.from_intrinsics(...) or CameraModel.from_camera_info(info)"
-            )
+        require_camera_model(camera, SegmenterError)
         plane = self._plane(plane)
         rgb = check_rgb(rgb, camera)
         cfg = self.config

@@ -9,8 +9,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..model_io import (INPUT_NAMES, OUTPUT_NAMES, ModelFileError, ModelSpec, check_inputs, check_io_matches,
-                        sanitize_outputs, sha256_file, stale_export)
+from ..model_io import (INPUT_NAMES, OUTPUT_NAMES, ModelFileError, ModelSpec, check_batch, check_inputs,
+                        check_io_matches, sanitize_outputs, sha256_file, stale_export)
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +131,21 @@ class Backend(abc.ABC):
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+class BatchedBackend(Backend):
+    """A backend whose runtime takes batches (ONNX Runtime, PyTorch): ``_run_batch`` is the one
+    call into it; a single frame is a batch of one, and ``infer_batch`` gets ``infer``'s checks."""
+
+    def _infer(self, rgb: np.ndarray, embodied: np.ndarray):
+        depth, conf = self._run_batch(rgb[None], embodied[None])
+        return depth[0, 0], conf[0, 0]
+
+    def infer_batch(self, rgb: np.ndarray, embodied: np.ndarray):
+        """(B, H, W, 3) uint8 and (B, 2, H, W) float32 -> (B, 1, H, W) depth and confidence."""
+        check_batch(rgb, embodied, self.input_size)
+        return self._checked_outputs(*self._run_batch(rgb, embodied))
+
+    @abc.abstractmethod
+    def _run_batch(self, rgb: np.ndarray, embodied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Batched inputs already validated; (B, 1, H, W) float32 outputs as the runtime gives them."""

@@ -14,8 +14,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..model_io import OUTPUT_NAMES, ModelFileError, ModelInputError, ModelSpec, check_batch, read_sidecar
-from .base import (BACKEND_OPTIONS, Backend, BackendError, check_against_sidecar, check_model_io,
+from ..model_io import OUTPUT_NAMES, ModelFileError, ModelInputError, ModelSpec, read_sidecar
+from .base import (BACKEND_OPTIONS, BackendError, BatchedBackend, check_against_sidecar, check_model_io,
                    check_threads)
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def provider_list(requested: Optional[Sequence[str]], cache_dir: Optional[str], 
     return out
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(BatchedBackend):
     OPTIONS = BACKEND_OPTIONS["onnxruntime"]
 
     def __init__(self, model_path, threads: Optional[int] = None, providers: Optional[Sequence[str]] = None,
@@ -127,15 +127,6 @@ class OnnxRuntimeBackend(Backend):
                                       self.providers[0].replace("ExecutionProvider", "").lower())
         log.info("ONNX Runtime %s: %s, providers %s, %d threads", ort.__version__, self.model_path,
                  self.providers, self.threads)
-
-    def _infer(self, rgb: np.ndarray, embodied: np.ndarray):
-        depth, conf = self._run_batch(rgb[None], embodied[None])
-        return depth[0, 0], conf[0, 0]
-
-    def infer_batch(self, rgb: np.ndarray, embodied: np.ndarray):
-        """(B, H, W, 3) uint8 and (B, 2, H, W) float32 -> (B, 1, H, W) depth and confidence."""
-        check_batch(rgb, embodied, self.input_size)
-        return self._checked_outputs(*self._run_batch(rgb, embodied))
 
     def _run_batch(self, rgb: np.ndarray, embodied: np.ndarray):
         if self.session is None:

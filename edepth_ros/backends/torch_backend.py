@@ -13,8 +13,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..model_io import ModelFileError, check_batch, read_sidecar, stale_export
-from .base import BACKEND_OPTIONS, Backend, BackendError, check_threads
+from ..model_io import ModelFileError, read_sidecar, stale_export
+from .base import BACKEND_OPTIONS, BackendError, BatchedBackend, check_threads
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _check_same_config(net, exported: dict, checkpoint, model_path) -> None:
                              "checkpoint: re-export, or give PyTorch the checkpoint (.pt) itself")
 
 
-class TorchBackend(Backend):
+class TorchBackend(BatchedBackend):
     OPTIONS = BACKEND_OPTIONS["torch"]
 
     def __init__(self, module: torch.nn.Module, input_size: Optional[tuple[int, int]] = None,
@@ -142,16 +142,6 @@ class TorchBackend(Backend):
                     raise BackendError(f"torch option text: {exc}") from exc
             module = DeployNet(net, mu, sigma)
         return cls(module, **kw)
-
-    @torch.inference_mode()
-    def _infer(self, rgb: np.ndarray, embodied: np.ndarray):
-        depth, conf = self._run_batch(rgb[None], embodied[None])
-        return depth[0, 0], conf[0, 0]
-
-    def infer_batch(self, rgb: np.ndarray, embodied: np.ndarray):
-        """(B, H, W, 3) uint8 and (B, 2, H, W) float32 -> (B, 1, H, W) depth and confidence."""
-        check_batch(rgb, embodied, self.input_size)
-        return self._checked_outputs(*self._run_batch(rgb, embodied))
 
     @torch.inference_mode()
     def _run_batch(self, rgb: np.ndarray, embodied: np.ndarray):
