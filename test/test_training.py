@@ -933,6 +933,45 @@ def test_ctrl_c_saves_latest_and_exits_130(tmp_path, text_cache, tiny_data, monk
     assert [int(r["step"]) for r in read_log(out / "log.csv")] == [1, 2, 3, 4]
 
 
+def test_ctrl_c_during_the_optimiser_step_saves_a_whole_step(tmp_path, text_cache, tiny_data, monkeypatch, capsys):
+    """Was: Ctrl-C inside (or just after) AdamW's update saved step 2's weights as step 1, so --resume
+    repeated step 2 and ended with other weights than an uninterrupted run."""
+    import signal
+
+    over = dict(max_steps=4, checkpoint_every=100)
+    train(tiny(tmp_path / "straight", text_cache, **over), progress=False, datasets=tiny_data)
+    step, calls = torch.optim.AdamW.step, [0]
+
+    def interrupted_step(self, *a, **kw):
+        calls[0] += 1
+        out = step(self, *a, **kw)
+        if calls[0] == 2:  # the weights have moved; the interrupt lands before the trainer counts it
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", interrupted_step)
+    monkeypatch.setattr(trainer_module(), "make_datasets", lambda cfg, progress=True: tiny_data)
+    out = tmp_path / "i"
+    config = _write_config(tmp_path / "c.yaml", tiny_dict(out, text_cache, **over))
+    assert _train_command(config) == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"edepth train: interrupted at step 2; '{out / 'latest.pt'}' saved; resume with --resume"]
+    assert_latest_is_finite_step(out / "latest.pt", 2)
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    assert _train_command(config, resume=True) == 0
+    assert [int(r["step"]) for r in read_log(out / "log.csv")] == [1, 2, 3, 4]
+    a = read_checkpoint(tmp_path / "straight" / "latest.pt")["model"]
+    b = read_checkpoint(out / "latest.pt")["model"]
+    for k, v in a.items():
+        torch.testing.assert_close(b[k], v, rtol=1e-4, atol=1e-5, msg=f"resumed run differs at {k}")
+
+
+def trainer_module():
+    from edepth_ros.training import trainer
+
+    return trainer
+
+
 def test_training_gets_the_nodes_embodied_depth_on_a_partly_covered_image():
     """A real camera's training frames can be partly covered or glared: the embodied depth the
     network learns from must be the one the node gives it (blind road has none), not plane depth."""

@@ -13,12 +13,15 @@ TrainingInterrupted (``edepth train`` exits 130 with one line saying how to resu
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -49,6 +52,26 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, step: int, saved: bool):
         super().__init__(message)
         self.step, self.saved = step, saved
+
+
+@contextlib.contextmanager
+def sigint_deferred():
+    """Ctrl-C inside holds until the block ends. Around the optimiser step and the step counter: an
+    interrupt in AdamW's loop left some tensors updated and others not, and one after the update but
+    before ``step += 1`` saved step n's weights as step n - 1 (a resume then repeated a step)."""
+    if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
+        yield
+        return
+    caught: list = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(signal.SIGINT, caught[0])
+        elif caught and previous == signal.SIG_DFL:  # default action (terminate), now that the step is whole
+            signal.raise_signal(signal.SIGINT)
 
 
 # what a fresh run (no --resume) writes in output.dir; an earlier run's are set aside first
@@ -531,45 +554,46 @@ def train(config, resume: bool = False, progress: bool = True, datasets=None,
                     what = ("loss is not finite (NaN/inf)" if row == 0 else
                             "gradient norm is not finite (NaN/inf) with a finite loss")
                     raise diverged(what + (f" on rank {ranks}" if world > 1 else ""), epoch, path)
-                if no_gt:
-                    opt.zero_grad(set_to_none=True)
-                    if scaler.is_enabled():  # unscale_ ran: the scaler wants its update before the next step
+                with sigint_deferred():  # the weights, the step count and its log row: all or none
+                    if no_gt:
+                        opt.zero_grad(set_to_none=True)
+                        if scaler.is_enabled():  # unscale_ ran: the scaler wants its update before the next step
+                            scaler.update()
+                    else:
+                        scaler.step(opt)
                         scaler.update()
-                else:
-                    scaler.step(opt)
-                    scaler.update()
-                step += 1
-                bar.update(1)
-                if no_gt:
-                    no_gt_count += 1
-                    if len(no_gt_first) < 100:
-                        no_gt_first.append(step)
-                    if rank == 0 and no_gt_count <= 10:
-                        tqdm.write(f"edepth train: WARNING: step {step} skipped: its batch has no ground-truth "
-                                   f"pixel in ({LOSS_MIN_DEPTH:g}, model.max_depth {cfg.model.max_depth:g}) m, so "
-                                   "nothing to learn from (no optimiser step); counted in the summary's "
-                                   "skipped_steps" + ("; later ones are counted, not printed"
-                                                      if no_gt_count == 10 else ""), file=sys.stderr)
-                    if rank == 0 and (step % tc["log_every"] == 0 or step == total):
-                        log.write(dict(step=step, epoch=epoch, path="skipped", lr=lr,
-                                       sec_per_step=round(time.time() - t0, 4), rss_mb=round(rss_mb(), 1)))
-                elif step % tc["log_every"] == 0 or step == total:
-                    vals = {k: float(v.detach()) for k, v in terms.items()}
-                    if world > 1:  # the logged loss is the mean over ranks
-                        t = torch.tensor([vals[k] for k in ("loss", "silog", "kl_text", "kl_eps", "conf")],
-                                         device=device)
-                        dist.all_reduce(t)
-                        vals.update(zip(("loss", "silog", "kl_text", "kl_eps", "conf"), (t / world).tolist()))
-                    row = dict(step=step, epoch=epoch, path=path, lr=lr, grad_norm=float(grad_norm),
-                               sec_per_step=round(time.time() - t0, 4), rss_mb=round(rss_mb(), 1),
-                               **{k: round(v, 6) for k, v in vals.items()})
-                    if rank == 0:
-                        log.write(row)
-                        bar.set_postfix(loss=f"{vals['loss']:.3f}", path=path)
-                        if tb:
-                            for k in ("loss", "silog", "kl_text", "kl_eps", "conf"):
-                                tb.add_scalar(f"train/{k}", vals[k], step)
-                            tb.add_scalar("train/lr", lr, step)
+                    step += 1
+                    bar.update(1)
+                    if no_gt:
+                        no_gt_count += 1
+                        if len(no_gt_first) < 100:
+                            no_gt_first.append(step)
+                        if rank == 0 and no_gt_count <= 10:
+                            tqdm.write(f"edepth train: WARNING: step {step} skipped: its batch has no ground-truth "
+                                       f"pixel in ({LOSS_MIN_DEPTH:g}, model.max_depth {cfg.model.max_depth:g}) m, so "
+                                       "nothing to learn from (no optimiser step); counted in the summary's "
+                                       "skipped_steps" + ("; later ones are counted, not printed"
+                                                          if no_gt_count == 10 else ""), file=sys.stderr)
+                        if rank == 0 and (step % tc["log_every"] == 0 or step == total):
+                            log.write(dict(step=step, epoch=epoch, path="skipped", lr=lr,
+                                           sec_per_step=round(time.time() - t0, 4), rss_mb=round(rss_mb(), 1)))
+                    elif step % tc["log_every"] == 0 or step == total:
+                        vals = {k: float(v.detach()) for k, v in terms.items()}
+                        if world > 1:  # the logged loss is the mean over ranks
+                            t = torch.tensor([vals[k] for k in ("loss", "silog", "kl_text", "kl_eps", "conf")],
+                                             device=device)
+                            dist.all_reduce(t)
+                            vals.update(zip(("loss", "silog", "kl_text", "kl_eps", "conf"), (t / world).tolist()))
+                        row = dict(step=step, epoch=epoch, path=path, lr=lr, grad_norm=float(grad_norm),
+                                   sec_per_step=round(time.time() - t0, 4), rss_mb=round(rss_mb(), 1),
+                                   **{k: round(v, 6) for k, v in vals.items()})
+                        if rank == 0:
+                            log.write(row)
+                            bar.set_postfix(loss=f"{vals['loss']:.3f}", path=path)
+                            if tb:
+                                for k in ("loss", "silog", "kl_text", "kl_eps", "conf"):
+                                    tb.add_scalar(f"train/{k}", vals[k], step)
+                                tb.add_scalar("train/lr", lr, step)
                 if step % tc["checkpoint_every"] == 0:
                     checkpoint(epoch)
                     last_good = step
