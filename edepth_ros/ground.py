@@ -14,6 +14,8 @@ from typing import Optional
 
 import numpy as np
 
+from .described import described
+
 LEVEL_NORMAL = np.array([0.0, -1.0, 0.0])
 
 # optical frame axes expressed in a body frame x forward, y left, z up (REP 103): the columns
@@ -312,10 +314,24 @@ class PlaneTracker:
     _outliers: list = field(default_factory=list, init=False, repr=False)  # the last confirm_frames at most
 
     def __post_init__(self):
-        if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"PlaneTracker.alpha: {self.alpha}; must be in (0, 1]")
-        if not (math.isfinite(self.relax_tau) and self.relax_tau > 0):
-            raise ValueError(f"PlaneTracker.relax_tau: {self.relax_tau}; must be a number of seconds > 0")
+        # a NaN gate compares False with every jump (a wild fit adopted at once), and confirm_frames
+        # below 1 confirmed any fit after one frame: both switched the outlier rejection off
+        def number(name: str, ok, need: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(v) or not ok(v):
+                raise ValueError(f"PlaneTracker.{name}: {v!r}; must be {need}")
+
+        number("alpha", lambda v: 0.0 < v <= 1.0, "in (0, 1]")
+        number("relax_tau", lambda v: v > 0, "a number of seconds > 0")
+        number("max_angle_jump", lambda v: 0 < v <= math.pi, "an angle in (0, pi] radians")
+        number("max_height_jump", lambda v: v > 0, "a number of metres > 0")
+        number("timeout", lambda v: v >= 0, "a number of seconds >= 0")
+        c = self.confirm_frames
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
+            raise ValueError(f"PlaneTracker.confirm_frames: {c!r}; must be a whole number of frames >= 1")
+        if self.prior is not None and not isinstance(self.prior, GroundPlane):
+            raise ValueError(f"PlaneTracker.prior: {described(self.prior)}; expected a GroundPlane or None")
         self._plane = self.prior
 
     @property
@@ -336,6 +352,11 @@ class PlaneTracker:
         return GroundPlane(n, (1 - w) * current.height + w * new.height)
 
     def update(self, fit: Optional[GroundPlane], stamp: float) -> Optional[GroundPlane]:
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(stamp):  # a NaN stamp would poison every later interval
+            raise ValueError(f"PlaneTracker.update: stamp {stamp!r}; expected a finite time in seconds")
+        if fit is not None and not isinstance(fit, GroundPlane):
+            raise ValueError(f"PlaneTracker.update: fit is {described(fit)}; expected a GroundPlane or None")
         if self._last_stamp is not None and stamp < self._last_stamp:
             self.reset()  # time went back: what was tracked belongs to another run
         dt = 0.0 if self._last_stamp is None else stamp - self._last_stamp

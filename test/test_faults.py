@@ -302,20 +302,48 @@ def test_clock_jumping_backwards_when_a_bag_loops(rigs):
 
 # ------------------------------------------------------------------- tf disappears and returns
 class Tf2LikeBuffer:
-    """tf2_ros.Buffer's behaviour for one transform: lookups raise while it is gone (tf2_ros is not
-    installable from PyPI here: the adapter's fallback logic is what is exercised)."""
+    """tf2_ros.Buffer's behaviour for one transform (tf2_ros is not installable from PyPI here: the
+    adapter's fallback logic is what is exercised): a lookup raises while no sample is held; at a
+    stamp it gives the transform stamped at that time between the oldest and newest samples and
+    raises past them (tf2 interpolates, never extrapolates); Time() gives the newest sample."""
 
-    class LookupException(Exception):
+    class TransformException(Exception):
+        pass
+
+    class LookupException(TransformException):
+        pass
+
+    class ExtrapolationException(TransformException):
         pass
 
     def __init__(self):
-        self.transform = None
+        self.samples = []
         self.cleared = 0
 
+    @property
+    def transform(self):
+        return self.samples[-1] if self.samples else None
+
+    @transform.setter
+    def transform(self, msg):
+        self.samples = [] if msg is None else [msg]
+
     def lookup_transform(self, target, source, time, timeout=None):
-        if self.transform is None:
+        import copy
+
+        if not self.samples:
             raise self.LookupException(f'"{source}" passed to lookupTransform argument source_frame does not exist')
-        return self.transform
+        stamps = [convert.stamp_to_ns(m.header.stamp) for m in self.samples]
+        t = time.nanoseconds
+        if t == 0:
+            return self.samples[-1]
+        if not stamps[0] <= t <= stamps[-1]:
+            raise self.ExtrapolationException(
+                f"Lookup would require extrapolation at time {t * 1e-9:.3f}, but only time "
+                f"{stamps[0] * 1e-9:.3f} to {stamps[-1] * 1e-9:.3f} is in the buffer")
+        msg = copy.deepcopy(self.samples[max(i for i, s in enumerate(stamps) if s <= t)])
+        msg.header.stamp = time.to_msg()  # tf2 stamps the result with the time asked for
+        return msg
 
     def clear(self):
         self.cleared += 1
@@ -362,7 +390,7 @@ def test_tf_disappearing_and_returning_through_the_node_frame_path():
         node = EdepthNode(context=ctx, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
         buf = Tf2LikeBuffer()
         node.pose_source = TfPose(node, "base_footprint", 0.0, 0.5, StaticPose(HEIGHT, PITCH, 0.0), buffer=buf,
-                                  errors=(Tf2LikeBuffer.LookupException,))
+                                  errors=(Tf2LikeBuffer.TransformException,))
         results = []
         process = node.pipeline.process
         node.pipeline.process = lambda frame: results.append((frame, process(frame))) or results[-1][1]
@@ -399,7 +427,21 @@ def test_tf_disappearing_and_returning_through_the_node_frame_path():
         buf.transform = transform_msg(T_tf, 10 * SEC)  # an old transform only: stale
         plane, _ = frame_at(12 * SEC)
         assert_plane(plane, PLANE)
-        assert "older than the image" in warnings[-1][1]
+        assert "2.00 s older than the image (tf_max_age 0.5 s)" in warnings[-1][1]
+
+        # a 10 Hz tf and an image 0.3 s after its newest sample: tf2 will not extrapolate, the newest
+        # transform is within tf_max_age (was: the static pose, so depth flipped between poses)
+        warnings.clear()
+        T_later = GroundPlane.transform_from_static(1.35, pitch=0.05, roll=0.0)
+        buf.samples = [transform_msg(T_tf, 12 * SEC), transform_msg(T_later, 12 * SEC + SEC // 10)]
+        plane, _ = frame_at(12 * SEC + SEC // 20)  # between the samples: looked up at the stamp (tf2 interpolates)
+        assert_plane(plane, tf_plane)
+        plane, _ = frame_at(12 * SEC + 4 * SEC // 10)
+        assert_plane(plane, GroundPlane.from_transform(T_later))
+        assert not warnings
+        plane, _ = frame_at(12 * SEC + 7 * SEC // 10)  # 0.6 s after the newest: stale
+        assert_plane(plane, PLANE)
+        assert "0.60 s older than the image" in warnings[-1][1]
 
         warnings.clear()
         buf.transform = transform_msg(T_tf, 13 * SEC)  # it is back

@@ -209,3 +209,27 @@ def test_tracker_relaxes_by_time_restarts_when_time_goes_back_and_keeps_few_outl
     assert len(tr._outliers) <= 3
     with pytest.raises(ValueError, match="relax_tau"):
         PlaneTracker(relax_tau=0)
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("max_angle_jump", float("nan")), ("max_angle_jump", 0.0), ("max_height_jump", float("nan")),
+    ("max_height_jump", -1.0), ("confirm_frames", 0), ("confirm_frames", -2), ("confirm_frames", 2.5),
+    ("timeout", float("nan")), ("timeout", -1.0), ("alpha", float("nan")), ("relax_tau", float("inf")),
+])
+def test_tracker_settings_that_would_switch_the_gate_off_are_refused(setting, value):
+    """Was: max_angle_jump NaN adopted a fit 24 deg off at once, confirm_frames 0 or -2 after one frame."""
+    with pytest.raises(ValueError, match=rf"PlaneTracker\.{setting}: "):
+        PlaneTracker(prior=GroundPlane.from_static(1.6), **{setting: value})
+
+
+def test_tracker_refuses_a_nan_stamp_and_a_fit_that_is_not_a_plane():
+    """Was: update(None, nan) accepted; the next update raised about 'GroundPlane.normal' (NaN), naming
+    the wrong thing. The gate still holds with the defaults: one wild fit changes nothing."""
+    tr = PlaneTracker(prior=GroundPlane.from_static(1.6, pitch=rad(1)))
+    assert tr.update(GroundPlane.from_static(1.6, pitch=rad(25)), 0.0).pitch == pytest.approx(rad(1))
+    for stamp in (float("nan"), float("inf"), "1.0", None):
+        with pytest.raises(ValueError, match="PlaneTracker.update: stamp"):
+            tr.update(None, stamp)
+    with pytest.raises(ValueError, match="PlaneTracker.update: fit is ndarray"):
+        tr.update(np.array([0.0, -1.0, 0.0, 1.6]), 0.1)
+    assert tr.update(None, 5.0).pitch == pytest.approx(rad(1))

@@ -42,10 +42,53 @@ def test_every_parameter_is_described_and_its_default_is_valid():
                                                       r"\|semantic\|depth\|points>\.depth instead"),
     ({"image_check.max_clipped_fraction": 1.5}, "'image_check.max_clipped_fraction' = 1.5 is out of range"),
     ({"image_check.blind_tile_size": 4}, "'image_check.blind_tile_size' = 4: use 0 .* at least 8 pixels"),
+    # inside their own ranges but beyond the pose limits: the node died in start-up ('check the
+    # transform's units', naming no parameter), even with use_tf
+    ({"camera_height": 12.0}, r"'camera_height' = 12.0 m is above 'pose.max_height' = 10.0 m; raise pose.max_height"),
+    ({"camera_pitch": 0.7}, r"'camera_pitch' = 0.7 .* tilt the camera 40.1 deg .* beyond 'pose.max_tilt' = 0.6109"),
+    ({"camera_roll": -0.8, "pose.max_tilt": 0.7}, r"'camera_roll' = -0.8 rad tilt the camera 45.8 deg"),
+    ({"pose.max_height": 0.0}, "'pose.max_height' = 0.0 is out of range"),
 ])
 def test_bad_values_are_named(values, match):
     with pytest.raises(ParameterError, match=match):
         validate(values)
+
+
+def test_raised_pose_limits_let_the_static_pose_and_tf_through():
+    """A pole camera 12 m up looking 40 deg down: possible once pose.max_height / pose.max_tilt say so,
+    for the static fallback and for tf (both were held to the fixed 10 m / 35 deg)."""
+    from types import SimpleNamespace
+
+    from edepth_ros.ground import GroundPlane
+    from edepth_ros.ros.tf_source import TfPose, make_pose_source
+
+    cfg = validate({"camera_height": 12.0, "camera_pitch": 0.7, "pose.max_height": 20.0, "pose.max_tilt": 0.8,
+                    "use_tf": False})
+    static, note = make_pose_source(None, cfg)
+    assert static.plane.height == pytest.approx(12.0) and static.plane.pitch == pytest.approx(0.7)
+    assert "use_tf is false" in note
+    pytest.importorskip("rclpy", reason="TfPose takes rclpy Time / Duration")
+    T = GroundPlane.transform_from_static(15.0, pitch=0.75)
+
+    class Buffer:  # one transform, stamped 0 (static)
+        def lookup_transform(self, *a, **kw):
+            from geometry_msgs.msg import TransformStamped
+
+            from edepth_ros.bags.io import matrix_to_quaternion
+
+            msg = TransformStamped()
+            msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = T[:3, 3]
+            r = msg.transform.rotation
+            r.x, r.y, r.z, r.w = matrix_to_quaternion(T[:3, :3])
+            return msg
+
+    stamp = SimpleNamespace(sec=5, nanosec=0)
+    got = TfPose(None, "base_footprint", 0.0, 1.0, static, buffer=Buffer()).lookup("cam", stamp)
+    assert got.source == "tf" and got.plane.height == pytest.approx(15.0)
+    default = make_pose_source(None, validate({"use_tf": False}))[0]
+    refused = TfPose(None, "base_footprint", 0.0, 1.0, default, buffer=Buffer()).lookup("cam", stamp)
+    assert refused.source == "static" and "above the maximum 10.0 m" in refused.problem
+    assert "parameters pose.max_height, pose.max_tilt" in refused.problem
 
 
 def test_image_check_parameters_make_the_pipeline_config():

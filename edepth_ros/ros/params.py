@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from ..ground import GroundPlane, PoseLimits
+
 BACKENDS = ("auto", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "torch", "tensorrt", "embodied")
 RELIABILITY = ("reliable", "best_effort")
 DURABILITY = ("volatile", "transient_local")
@@ -100,6 +102,12 @@ PARAMS: tuple[ParamSpec, ...] = tuple([
     ParamSpec("camera_height", 1.65, "Static mounting: camera height above the road, metres.", range=(0.05, 50.0)),
     ParamSpec("camera_pitch", 0.0, "Static mounting: pitch, radians, positive looks down.", range=(-1.2, 1.2)),
     ParamSpec("camera_roll", 0.0, "Static mounting: roll about the optical axis, radians.", range=(-1.2, 1.2)),
+    ParamSpec("pose.max_height", PoseLimits.max_height, "Highest a pose (tf or static) may put the camera "
+              "above the road, metres; a higher one is refused as a units or frame mistake (raise it for a "
+              "pole or gantry camera).", range=(0.1, 200.0)),
+    ParamSpec("pose.max_tilt", PoseLimits.max_tilt, "Largest combined pitch and roll against the road a pose "
+              "may have, radians (0.611 = 35 deg); beyond it the pose is refused as a rotation mistake "
+              "(raise it for a camera looking steeply down).", range=(0.01, 1.5708)),
     # image check
     ParamSpec("image_check.enabled", True, "Check every image before computing depth: a blank, blinded or "
               "noise image (lens covered, camera failed) is published with no depth (NaN), a warning and "
@@ -211,6 +219,7 @@ def validate(values: dict) -> dict:
             f"parameter 'colored.max_depth' = {out['colored.max_depth']} must exceed "
             f"'colored.min_depth' = {out['colored.min_depth']}"
         )
+    _check_static_pose(out)
     if 0 < out["image_check.blind_tile_size"] < 8:  # too few pixels to tell a cover from a dark patch
         raise ParameterError(f"parameter 'image_check.blind_tile_size' = {out['image_check.blind_tile_size']}: "
                              "use 0 (no blind mask) or a tile of at least 8 pixels")
@@ -221,6 +230,27 @@ def validate(values: dict) -> dict:
         raise ParameterError(f"parameter 'backend' = {out['backend']!r} needs a model file: set 'model' "
                              "(or use backend 'embodied' for geometry-only depth)")
     return out
+
+
+def pose_limits(cfg: dict) -> PoseLimits:
+    """The limits every pose the node uses is held to (tf's and the static fallback)."""
+    return PoseLimits(max_height=cfg["pose.max_height"], max_tilt=cfg["pose.max_tilt"])
+
+
+def _check_static_pose(out: dict) -> None:
+    """The static fallback is built at start even with tf: a mounting beyond the pose limits stopped
+    the node deep in start-up ('check the transform's units'), naming neither parameter."""
+    plane = GroundPlane.from_static(out["camera_height"], out["camera_pitch"], out["camera_roll"], limits=None)
+    limits = pose_limits(out)
+    if plane.height > limits.max_height:
+        raise ParameterError(f"parameter 'camera_height' = {out['camera_height']} m is above 'pose.max_height' = "
+                             f"{limits.max_height} m; raise pose.max_height if the camera is mounted that high")
+    if plane.tilt > limits.max_tilt:
+        raise ParameterError(
+            f"parameters 'camera_pitch' = {out['camera_pitch']} and 'camera_roll' = {out['camera_roll']} rad "
+            f"tilt the camera {math.degrees(plane.tilt):.1f} deg against the road, beyond 'pose.max_tilt' = "
+            f"{limits.max_tilt:.4g} rad ({math.degrees(limits.max_tilt):.1f} deg); raise pose.max_tilt for a "
+            "camera mounted looking steeply down")
 
 
 def default_model() -> Optional[Path]:

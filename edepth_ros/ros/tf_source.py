@@ -3,8 +3,11 @@ mounting parameters.
 
 The tf adapter is thin: a tf2_ros ``Buffer`` + ``TransformListener`` and one
 ``lookup_transform(image frame, ground frame, image stamp, timeout)``; the transform becomes
-``GroundPlane.from_transform``. A missing, stale or impossible transform falls back to the static
-pose and says why, so the node keeps producing depth. tf2_ros is imported only when tf is used.
+``GroundPlane.from_transform``. tf2 interpolates but never extrapolates: an image newer than the
+newest transform (tf slower than the camera) takes the newest one when it is within ``tf_max_age``.
+A missing, stale or impossible transform falls back to the static pose and says why, so the node
+keeps producing depth. Both sources hold their poses to the ``pose.*`` limits. tf2_ros is imported
+only when tf is used.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..ground import GroundPlane, GroundPoseError
+from ..ground import GroundPlane, GroundPoseError, PoseLimits
 from .convert import stamp_to_ns
+from .params import pose_limits
 
 
 @dataclass
@@ -55,8 +59,9 @@ class StaticPose:
 
     source = "static"  # preferred source; PoseLookup.source says what each frame got
 
-    def __init__(self, height: float, pitch: float = 0.0, roll: float = 0.0):
-        self.plane = GroundPlane.from_static(height, pitch, roll)
+    def __init__(self, height: float, pitch: float = 0.0, roll: float = 0.0, limits: PoseLimits = PoseLimits()):
+        self.limits = limits
+        self.plane = GroundPlane.from_static(height, pitch, roll, limits=limits)
 
     def lookup(self, frame_id: str, stamp) -> PoseLookup:
         return PoseLookup(self.plane, "static")
@@ -97,19 +102,26 @@ class TfPose:
         try:
             tf = self.buffer.lookup_transform(frame_id, self.ground_frame, Time.from_msg(stamp), timeout=self.timeout)
         except self._errors as exc:
-            return PoseLookup(self.fallback.plane, "static",
-                              f"no transform {self.ground_frame} -> {frame_id} at the image stamp "
-                              f"({type(exc).__name__}: {exc}); using the static pose parameters")
+            # tf2 raises for a stamp past its newest sample (a 10 Hz tf, an image 30 ms after it):
+            # the newest transform (Time() = latest) is the pose to use if tf_max_age allows it
+            try:
+                tf = self.buffer.lookup_transform(frame_id, self.ground_frame, Time())
+            except self._errors:
+                return PoseLookup(self.fallback.plane, "static",
+                                  f"no transform {self.ground_frame} -> {frame_id} at the image stamp "
+                                  f"({type(exc).__name__}: {exc}); using the static pose parameters")
         tf_ns = stamp_to_ns(tf.header.stamp)
         age_ns = stamp_to_ns(stamp) - tf_ns
-        if tf_ns != 0 and age_ns > self.max_age_ns:  # stamp 0: a static transform, never stale
+        if tf_ns != 0 and abs(age_ns) > self.max_age_ns:  # stamp 0: a static transform, never stale
             return PoseLookup(self.fallback.plane, "static",
-                              f"transform {self.ground_frame} -> {frame_id} is {age_ns * 1e-9:.2f} s older than "
-                              f"the image (tf_max_age {self.max_age_ns * 1e-9:g} s); using the static pose")
+                              f"transform {self.ground_frame} -> {frame_id} is {abs(age_ns) * 1e-9:.2f} s "
+                              f"{'older' if age_ns > 0 else 'newer'} than the image (tf_max_age "
+                              f"{self.max_age_ns * 1e-9:g} s); using the static pose")
         try:
-            plane = GroundPlane.from_transform(transform_to_matrix(tf.transform))
+            plane = GroundPlane.from_transform(transform_to_matrix(tf.transform), limits=self.fallback.limits)
         except GroundPoseError as exc:
-            return PoseLookup(self.fallback.plane, "static", f"tf {self.ground_frame} -> {frame_id}: {exc}")
+            return PoseLookup(self.fallback.plane, "static", f"tf {self.ground_frame} -> {frame_id}: {exc} "
+                              "(limits: parameters pose.max_height, pose.max_tilt)")
         return PoseLookup(plane, "tf")
 
     def reset(self) -> None:
@@ -120,7 +132,7 @@ class TfPose:
 def make_pose_source(node, cfg: dict):
     """(source, note): TfPose when cfg['use_tf'] and tf2_ros imports, else StaticPose; the note
     says which and why, for the start-up log."""
-    static = StaticPose(cfg["camera_height"], cfg["camera_pitch"], cfg["camera_roll"])
+    static = StaticPose(cfg["camera_height"], cfg["camera_pitch"], cfg["camera_roll"], pose_limits(cfg))
     desc = (f"static pose: height {cfg['camera_height']} m, pitch {cfg['camera_pitch']} rad, "
             f"roll {cfg['camera_roll']} rad")
     if not cfg["use_tf"]:
