@@ -1,7 +1,9 @@
 """Depth image -> 3-D points in the camera's optical frame (numpy only, no ROS types).
 
 Points are X = z * r(u, v), with r = K^-1 [u, v, 1] the camera's cached rays (z-component 1), so a
-point's z equals the depth image's value. Colour travels as the packed float32 that PointCloud2
+point's z equals the depth image's value. A stereo-rectified camera (CameraInfo R not the identity)
+has its rays and depth in the rectified frame: its points are rotated back, X = z * R^T r, into
+the optical frame the image's frame_id and tf name (there z is not the depth value). Colour travels as the packed float32 that PointCloud2
 "rgb" fields and PCL use (0x00RRGGBB reinterpreted as float32 bits).
 
 ``cloud_array`` builds the interleaved [x, y, z, rgb] float32 array in one buffer: that is exactly
@@ -72,16 +74,23 @@ _PLANES: "OrderedDict[tuple, tuple]" = OrderedDict()
 _PLANES_SIZE = 4
 
 
-def _ray_planes(camera: CameraModel, shape, decimation: int) -> tuple[np.ndarray, np.ndarray]:
+def _ray_planes(camera: CameraModel, shape, decimation: int) -> tuple:
+    """(x, y, z) planes of the optical-frame ray per unit depth; z is None where it is 1 (no R)."""
     # keyed on the intrinsics (a model's arrays are frozen): a key by id() handed a new camera,
     # allocated at a freed one's address, the old camera's rays
     key = (camera.key(), decimation, tuple(shape))
     planes = _PLANES.get(key)
     if planes is None:
         rays = _rays_for(camera, shape, decimation)
-        planes = (np.ascontiguousarray(rays[..., 0]), np.ascontiguousarray(rays[..., 1]))
+        R = camera.rect_from_optical
+        if np.array_equal(R, np.eye(3)):
+            planes = (np.ascontiguousarray(rays[..., 0]), np.ascontiguousarray(rays[..., 1]), None)
+        else:  # rectified-frame rays -> optical frame (R^T r): the cloud must be where tf says the camera is
+            optical = (rays.astype(np.float64) @ R).astype(np.float32)
+            planes = tuple(np.ascontiguousarray(optical[..., i]) for i in range(3))
         for p in planes:
-            p.setflags(write=False)
+            if p is not None:
+                p.setflags(write=False)
         _PLANES[key] = planes
         while len(_PLANES) > _PLANES_SIZE:
             _PLANES.popitem(last=False)
@@ -111,7 +120,8 @@ def cloud_array(
 ) -> np.ndarray:
     """Interleaved float32 points: (N, C) or, organised, (H', W', C); C = 4 with rgb else 3.
 
-    Valid points have min_depth < z <= max_range (z is the depth image's value, metres). Organised
+    Valid points have min_depth < z <= max_range (z is the depth image's value, metres; with a
+    rectification R the points are rotated into the optical frame, see the module). Organised
     clouds keep every (decimated) pixel with NaN x, y, z where invalid; unorganised ones keep only
     the valid points, in row-major pixel order. ``out``: a float32 C-contiguous buffer of the
     result's size to write into (e.g. a view of a message's buffer; see ``count_valid``).
@@ -125,14 +135,14 @@ def cloud_array(
                 f"rgb: expected uint8 {depth.shape + (3,)} to match depth, got {rgb.dtype} {rgb.shape}"
             )
     camera = require_camera_model(camera, TypeError, expected="an edepth_ros.camera.CameraModel")
-    rx, ry = _ray_planes(camera, depth.shape, decimation)
+    rx, ry, rz = _ray_planes(camera, depth.shape, decimation)
     z = np.ascontiguousarray(depth[::decimation, ::decimation])
     mask = _valid_mask(z, min_depth, max_range)
     colours = None if rgb is None else rgb[::decimation, ::decimation]
     if organised:
         zz = np.full(z.shape, np.nan, np.float32)
         cv2.copyTo(z, mask, zz)  # invalid -> NaN, so x and y are NaN too
-        planes = [cv2.multiply(rx, zz), cv2.multiply(ry, zz), zz]
+        planes = [cv2.multiply(rx, zz), cv2.multiply(ry, zz), zz if rz is None else cv2.multiply(rz, zz)]
         if colours is not None:
             planes.append(_packed_plane(colours))
         shape = z.shape + (len(planes),)
@@ -141,7 +151,8 @@ def cloud_array(
         zv = z[valid].reshape(-1, 1)
         if zv.shape[0] == 0:
             return np.empty((0, 3 if colours is None else 4), np.float32)
-        planes = [rx[valid].reshape(-1, 1) * zv, ry[valid].reshape(-1, 1) * zv, zv]
+        planes = [rx[valid].reshape(-1, 1) * zv, ry[valid].reshape(-1, 1) * zv,
+                  zv if rz is None else rz[valid].reshape(-1, 1) * zv]
         if colours is not None:
             planes.append(_packed_plane(colours[valid]).reshape(-1, 1))
         shape = (zv.shape[0], len(planes))

@@ -207,3 +207,33 @@ def test_depth_limits_are_checked_by_cloud_array_and_count_valid(camera, kwargs,
         cloud_array(depth, camera, **kwargs)
     with pytest.raises(PointCloudError, match=match):
         count_valid(depth, **kwargs)
+
+
+@pytest.mark.parametrize("organised", [False, True])
+def test_points_of_a_stereo_rectified_camera_lie_on_the_road_in_the_optical_frame(organised):
+    """CameraInfo R (a stereo pair's rectification) puts the rays and the depth in the rectified frame;
+    the cloud is stamped with the optical frame tf names. Was: points left in the rectified frame, so
+    a level road 1.65 m below the camera came out as a slope (y 0.25-1.32 m with R 4 deg)."""
+    from edepth_ros.embodied import EmbodiedConfig, EmbodiedDepth, Region
+    from edepth_ros.ground import GroundPlane
+
+    a = math.radians(4.0)
+    R = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    K = [300.0, 0, 160.0, 0, 300.0, 60.0, 0, 0, 1]
+    cam = CameraModel(320, 120, K, R=R, P=[300.0, 0, 160.0, 0, 0, 300.0, 60.0, 0, 0, 0, 1, 0])
+    plane = GroundPlane.from_static(1.65)  # optical frame: y down, the road at y = 1.65
+    res = EmbodiedDepth(EmbodiedConfig(max_depth=200.0)).compute(cam, plane, np.zeros((120, 320), np.uint8))
+    depth = np.where(res.region == Region.ROAD, res.depth, np.nan).astype(np.float32)
+    assert np.isfinite(depth).sum() > 5000
+    xyz = cloud_array(depth, cam, organised=organised).reshape(-1, 3)
+    xyz = xyz[np.isfinite(xyz).all(axis=1)]
+    assert len(xyz) == np.isfinite(depth).sum()
+    np.testing.assert_allclose(xyz[:, 1], 1.65, rtol=1e-4)
+    # each point still projects to its pixel through P after R (the ROS camera model)
+    rect = xyz.astype(np.float64) @ R.T
+    u = 300.0 * rect[:, 0] / rect[:, 2] + 160.0
+    v = 300.0 * rect[:, 1] / rect[:, 2] + 60.0
+    vs, us = np.nonzero(np.isfinite(depth))
+    np.testing.assert_allclose(u, us, atol=1e-3)
+    np.testing.assert_allclose(v, vs, atol=1e-3)
+    np.testing.assert_allclose(rect[:, 2], depth[vs, us], rtol=1e-5)  # the depth image is rectified-frame z
