@@ -107,11 +107,19 @@ class ClassGroups:
     @classmethod
     def from_dict(cls, groups: Mapping[str, Iterable[int]]) -> "ClassGroups":
         """Build from a mapping such as a YAML section; missing groups keep their defaults."""
+        if not isinstance(groups, Mapping):
+            raise LabelError(f"ClassGroups: {groups!r}; expected a mapping of group name to a list of label ids "
+                             f"(groups {list(_GROUP_NAMES)})")
         unknown = set(groups) - set(_GROUP_NAMES)
         if unknown:
             raise LabelError(
                 f"ClassGroups: unknown group(s) {sorted(unknown)}; the groups are {list(_GROUP_NAMES)}"
             )
+        for k, v in groups.items():
+            # a bare id or null would fail in frozenset() naming no group; a string would split into characters
+            if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, Iterable):
+                one = f"[{v!r}] for one id, " if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else ""
+                raise LabelError(f"ClassGroups.{k}: {v!r}; expected a list of label ids ({one}[] for none)")
         return cls(**{k: frozenset(v) for k, v in groups.items()})
 
     def to_dict(self) -> dict[str, list[int]]:

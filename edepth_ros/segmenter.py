@@ -21,7 +21,7 @@ It works at reduced resolution (`work_scale`) and returns labels at the image's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Optional, Protocol, runtime_checkable
 
 import numpy as np
@@ -145,6 +145,18 @@ class GeometricConfig:
     growth_bands: tuple = (15.0, 25.0, 40.0)
 
     def __post_init__(self):
+        # types first: a string or a bare number for the bands would fail in the comparisons below
+        # with a TypeError that names nothing; a bool is not a measure
+        real = (int, float, np.integer, np.floating)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            items = value if f.name == "growth_bands" else (value,)
+            if f.name == "growth_bands" and not isinstance(value, (tuple, list)):
+                raise SegmenterError(f"GeometricConfig.growth_bands: {value!r}; expected a list of plane depths "
+                                     "in metres, increasing (e.g. [15, 25, 40])")
+            if any(isinstance(v, bool) or not isinstance(v, real) for v in items):
+                raise SegmenterError(f"GeometricConfig.{f.name}: {value!r}; expected "
+                                     f"{'numbers' if f.name == 'growth_bands' else 'a number'}")
         checks = {
             "work_scale": 0.05 <= self.work_scale <= 1.0,
             "seed_depth": self.seed_depth > 0,

@@ -171,3 +171,32 @@ def test_property_any_image_and_pose_gives_valid_labels(seed, fx, height, pitch,
     # road and ground only where the plane is: below the horizon
     below = (cam.rays().astype(np.float64) @ plane.normal) < 0
     assert not np.isin(labels[~below], (L.ROAD, L.SIDEWALK, L.TERRAIN)).any()
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(work_scale="0.5"), "work_scale: '0.5'; expected a number"),
+    (dict(growth_bands=15.0), r"growth_bands: 15.0; expected a list of plane depths"),
+    (dict(growth_bands=(15, "x")), r"growth_bands: \(15, 'x'\); expected numbers"),
+    (dict(edge_low=None), "edge_low: None; expected a number"),
+    (dict(max_range=True), "max_range: True; expected a number"),  # a bool passed "> 0" as 1 m
+])
+def test_bad_config_types_name_the_field(kwargs, word):
+    """Strings, None and bare numbers for the bands gave a TypeError naming no field."""
+    with pytest.raises(SegmenterError, match=word):
+        GeometricConfig(**kwargs)
+    assert GeometricConfig(growth_bands=[10, 20.0], work_scale=1).growth_bands == [10, 20.0]
+
+
+@pytest.mark.parametrize("groups, word", [
+    ({"road": 0}, r"ClassGroups.road: 0; expected a list of label ids \(\[0\] for one id"),
+    ({"sky": None}, "ClassGroups.sky: None; expected a list of label ids"),
+    ({"road": "0"}, "ClassGroups.road: '0'"),  # would have split into characters
+    ([0, 1], "expected a mapping of group name"),
+])
+def test_class_groups_of_the_wrong_type_name_the_group(groups, word):
+    """A YAML `road: 0` or `sky:` (null) gave TypeError: 'int' object is not iterable."""
+    from edepth_ros.labels import ClassGroups
+
+    with pytest.raises(LabelError, match=word):
+        ClassGroups.from_dict(groups)
+    assert ClassGroups.from_dict({"road": [0], "sky": []}).sky == frozenset()

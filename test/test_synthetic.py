@@ -250,3 +250,139 @@ def test_property_road_depth_exact_for_any_camera_and_pose(seed, index, fx, cx_f
     np.testing.assert_allclose(f.depth[road], -f.plane.height / nr[road], rtol=1e-5)
     assert np.all(np.isposinf(f.depth[f.labels == L.SKY]))
     assert np.all(f.depth[f.labels != L.SKY] > 0)
+
+
+def _stereo_rotation(deg=4.0):
+    a = np.deg2rad(deg)
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]]) @ np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def test_stereo_rectified_camera_renders_in_its_rectified_frame():
+    """A CameraModel with R != I has its rays in the rectified frame: they were cast as if in the
+    optical frame, so the frame's (optical-frame) plane and its depth disagreed by 28 % through
+    EmbodiedDepth, which turns the plane by R."""
+    from edepth_ros.embodied import EmbodiedDepth
+
+    K = [[180.0, 0, 155.0], [0, 180.0, 47.0], [0, 0, 1]]
+    cam = CameraModel(310, 94, K, R=_stereo_rotation())
+    gen = SceneGenerator(3, camera=cam, curb_height=0.0)  # flush: every ground pixel on the plane
+    f = gen.frame(7)
+    res = EmbodiedDepth().compute(cam, f.plane, f.labels)
+    ground = np.isin(f.labels, (L.ROAD, L.SIDEWALK, L.TERRAIN)) & (f.depth < 150.0)  # EmbodiedConfig.max_depth
+    assert ground.sum() > 5000
+    np.testing.assert_allclose(res.depth[ground], f.depth[ground], rtol=1e-3)
+    # the plane, the transform and the LiDAR stay in the optical frame
+    back = GroundPlane.from_transform(f.T_cam_from_ground)
+    np.testing.assert_allclose(back.normal, f.plane.normal, atol=1e-12)
+    assert back.height == pytest.approx(f.plane.height)
+    road = f.lidar_labels == L.ROAD
+    assert road.sum() > 1000
+    np.testing.assert_allclose(f.lidar_points_cam[road] @ f.plane.normal, -f.plane.height, atol=1e-4)
+    gen.cull = False  # the projected-box culling in the rectified frame drops no hit
+    g = gen.frame(7, lidar=False)
+    np.testing.assert_array_equal(g.depth, f.depth)
+    np.testing.assert_array_equal(g.labels, f.labels)
+
+
+def _digest(*arrays):
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name, make, index, expected", [
+    ("default", lambda: SceneGenerator(0, width=310, height=94), 7,
+     ("7dc6367e75d61fb1", "7c59359e6f2f8747", "b36fb6e0308d77c7", "9f78b6130e7021c8")),
+    ("R = I given", lambda: SceneGenerator(3, camera=CameraModel(621, 188, [[360.0, 0, 310.0], [0, 360.0, 95.0],
+                                                                          [0, 0, 1]], R=np.eye(3))), 7,
+     ("935a536306d832e5", "0d56f0f9ac8f99bd", "78fcd53c66564f5b", "358cb1ec669779ed")),
+    ("flush curbs", lambda: SceneGenerator(0, width=200, height=60, curb_height=0.0), 55,
+     ("865416d62fa14e43", "429efc4667bf1374", "1ccf454136be9d50", "a2262b3908dc26ef")),
+])
+def test_rendering_of_existing_cameras_is_unchanged(name, make, index, expected):
+    """The committed demo model was trained on these frames: rgb, depth, labels and LiDAR are
+    pinned bit for bit (hashes of the renderer before rectified cameras were handled)."""
+    f = make().frame(index)
+    got = (_digest(f.rgb), _digest(f.depth), _digest(f.labels), _digest(f.lidar_points_cam, f.lidar_labels))
+    assert got == expected, name
+
+
+def test_combined_pitch_and_roll_past_the_tilt_limit_is_refused():
+    """Each angle was checked (<= 30 deg) on its own: 0.5 rad pitch and roll together tilt the camera
+    39.6 deg, and GroundPlane.from_transform refused the frame's own T_cam_from_ground."""
+    gen = SceneGenerator(1, width=64, height=20)
+    with pytest.raises(SyntheticError, match=r"pitch 0.5 and roll 0.5 rad: together .* 39.6 deg .* 35.0 deg"):
+        gen.frame(0, pitch=0.5, roll=0.5, lidar=False)
+    with pytest.raises(SyntheticError, match="together"):
+        gen.frame(0, pitch=-0.52, roll=0.52, lidar=False)
+    f = gen.frame(0, pitch=0.5, lidar=False)  # 28.6 deg alone: accepted, and the package reads it back
+    np.testing.assert_allclose(GroundPlane.from_transform(f.T_cam_from_ground).normal, f.plane.normal, atol=1e-12)
+
+
+@pytest.mark.parametrize("call, word", [
+    (lambda g: g.pose(-4), "pose index: -4"),
+    (lambda g: g.pose("x"), "pose index: 'x'"),
+    (lambda g: g.pose(10 ** 17), "pose index"),  # the vehicle stood still there (float precision)
+    (lambda g: g.frame(10 ** 20), "frame index"),
+    (lambda g: g.frame(72001), r"frame index: 72001; expected an integer 0..72000 \(2 h of driving at 10 Hz"),
+    (lambda g: g.sequence(5, start=2.7), "sequence start: 2.7"),
+    (lambda g: g.sequence(5, start="3"), "sequence start: '3'"),
+    (lambda g: g.sequence(5, start=-3), "sequence start: -3"),
+    (lambda g: g.sequence(5, start=float("nan")), "sequence start: nan"),
+    (lambda g: g.sequence(10 ** 19), "sequence n: 10000000000000000000"),
+    (lambda g: g.sequence(10, start=71995), "sequence n: 10; from start 71995 at most 6 frames"),
+])
+def test_frame_indices_share_one_check(call, word):
+    """pose(-4) was accepted while frame(-4) was refused; sequence start 2.7 became 2 and '3' 3;
+    len(sequence(10**19)) raised OverflowError; indices near 1e17 rendered a stopped vehicle."""
+    with pytest.raises(SyntheticError, match=word):
+        call(SceneGenerator(1, width=64, height=20))
+
+
+def test_the_last_frame_index_still_moves():
+    gen = SceneGenerator(1, width=64, height=20, fps=0.1)
+    assert gen.max_index == 720
+    seq = gen.sequence(3, start=718)
+    assert len(seq) == 3 and seq[-1].index == 720
+    xs = [gen.pose(i).x for i in (718, 719, 720)]
+    assert np.all(np.diff(xs) > 10.0)  # 10 s between frames at >= 2 m/s
+    with pytest.raises(SyntheticError, match="0..720"):
+        gen.frame(721)
+
+
+@pytest.mark.parametrize("make, word", [
+    (lambda: SceneGenerator(1, curb_height="abc"), "curb_height: 'abc'; expected a number of metres"),
+    (lambda: SceneGenerator(1, curb_height=[0.1]), r"curb_height: \[0.1\]"),
+    (lambda: SceneGenerator(1, width=64, height=20).frame(0, pitch=1j), r"frame pitch: 1j; expected a number"),
+    (lambda: SceneGenerator(1, width=64, height=20).frame(0, roll="0.1"), "frame roll: '0.1'"),
+    (lambda: SceneGenerator(1, width=64, height=20).frame(0, height="abc"), "frame height: 'abc'"),
+])
+def test_bad_number_types_name_the_argument(make, word):
+    """A string, list or complex gave a bare ValueError/TypeError from float()."""
+    with pytest.raises(SyntheticError, match=word):
+        make()
+
+
+def test_docs_motion_figures_match_the_motion_model():
+    """The docs said 0.4-0.9 deg of pitch per m/s^2 (the code: 0.004-0.009 rad) and 6-14 m/s
+    (measured 3.4-15.6 m/s)."""
+    import re
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).parents[1] / "docs" / "synthetic_and_segmenter.md").read_text().split())
+    mp = re.search(r"pitches the body \(([\d.]+)-([\d.]+) deg \(0\.004-0\.009 rad\) per m/s\^2", text)
+    assert mp, "docs: braking pitch gain"
+    k_lo, k_hi = float(mp[1]), float(mp[2])
+    assert (k_lo, k_hi) == pytest.approx(np.rad2deg([0.004, 0.009]), abs=0.006)
+    ms = re.search(r"speed (\d+)-(\d+) m/s overall", text)
+    assert ms, "docs: speed range"
+    lo, hi = float(ms[1]), float(ms[2])
+    for seed in range(12):
+        gen = SceneGenerator(seed, width=64, height=20)
+        v = np.diff([gen.pose(i).x for i in range(600)]) * gen.fps
+        assert lo <= v.min() and v.max() <= hi, seed
+        assert k_lo - 0.006 <= np.rad2deg(gen.motion.k_pitch) <= k_hi + 0.006, seed

@@ -35,6 +35,9 @@ VIEW_BEHIND = 30.0
 LIDAR_RANGE = 120.0
 SEED_MAX = 2 ** 32 - 1  # scene seeds are 32-bit (world._rng)
 FPS_RANGE = (0.1, 1000.0)  # Hz: beyond it the drive is one pose (inf) or hours between frames
+# frames are indexed over 2 h of driving (< 131 km at the top speed of 18 m/s): farther, float32
+# shading of world positions loses centimetres, and past ~1e15 frames the float64 poses stop moving
+MAX_DRIVE_S = 7200.0
 
 
 class SyntheticError(ValueError):
@@ -45,8 +48,9 @@ class SyntheticError(ValueError):
 class SyntheticFrame:
     """One rendered frame with its exact ground truth.
 
-    rgb: uint8 (H, W, 3). depth: float32 (H, W) metres along the optical axis, +inf where the
-    ray escapes to the sky (REP 118 "too far"). labels: uint8 (H, W) Cityscapes train ids.
+    rgb: uint8 (H, W, 3). depth: float32 (H, W) metres along the optical axis (a stereo-rectified
+    camera's: along its rectified axis, the rays' z), +inf where the ray escapes to the sky
+    (REP 118 "too far"). labels: uint8 (H, W) Cityscapes train ids.
     camera: the CameraModel. plane: GroundPlane of the road (z = 0) in the camera frame.
     T_cam_from_ground: 4x4, the base_footprint frame under the camera (x along the heading,
     z up) into the camera optical frame. lidar_points_cam: float32 (N, 3) exact LiDAR returns
@@ -71,7 +75,7 @@ class SyntheticSequence:
     """A lazy sequence of frames: len(), indexing and iteration render on demand."""
 
     def __init__(self, generator: "SceneGenerator", n: int, start: int = 0):
-        self.generator, self.n, self.start = generator, int(n), int(start)
+        self.generator, self.n, self.start = generator, n, start  # checked by SceneGenerator.sequence
 
     def __len__(self) -> int:
         return self.n
@@ -84,6 +88,14 @@ class SyntheticSequence:
     def __iter__(self):
         for i in range(self.n):
             yield self.generator.frame(self.start + i)
+
+
+def _real(value, name: str, lo: float, hi: float, expected: str) -> float:
+    """A finite number in lo..hi (a string, a list or a complex is refused here, naming `name`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not lo <= float(value) <= hi:
+        raise SyntheticError(f"SceneGenerator{name}: {value!r}; expected {expected}")
+    return float(value)
 
 
 def _positive_int(value, name: str) -> int:
@@ -100,6 +112,7 @@ class SceneGenerator:
     (edepth_ros.camera.CameraModel, any intrinsics, distortion included) sets the size itself.
     fps: frame rate of sequences (0.1-1000 Hz). curb_height: metres (default: random 0.10-0.15 by seed;
     0 gives flush sidewalks, every ground pixel on the road plane). lidar_rows: LiDAR beams.
+    Frame indices run 0..max_index (MAX_DRIVE_S of driving at fps).
     """
 
     def __init__(self, seed: int, width: int = 1242, height: int = 375, camera=None, *,
@@ -108,8 +121,8 @@ class SceneGenerator:
             raise SyntheticError(f"SceneGenerator seed: {seed!r}; expected an integer")
         if not 0 <= seed <= SEED_MAX:  # the generator's streams take 32 bits: others would repeat a scene
             raise SyntheticError(f"SceneGenerator seed: {seed}; expected 0..{SEED_MAX} (2**32 - 1)")
-        if curb_height is not None and not 0.0 <= float(curb_height) <= 0.3:
-            raise SyntheticError(f"SceneGenerator curb_height: {curb_height!r}; expected 0..0.3 m")
+        if curb_height is not None:
+            _real(curb_height, " curb_height", 0.0, 0.3, "a number of metres, 0..0.3")
         if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) \
                 or not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
             raise SyntheticError(f"SceneGenerator fps: {fps!r}; expected a frame rate of "
@@ -147,32 +160,47 @@ class SceneGenerator:
                          "p": r.uniform(0, 2 * np.pi), "rng_key": int(r.integers(1 << 30))}
 
     # ----------------------------------------------------------------- poses
+    @property
+    def max_index(self) -> int:
+        """The last frame index: MAX_DRIVE_S of driving at this generator's fps."""
+        return int(MAX_DRIVE_S * self.fps)
+
+    def _index(self, index, name: str) -> int:
+        """The check shared by frame(), pose() and sequence(): an integer 0..max_index."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index <= self.max_index:
+            raise SyntheticError(f"SceneGenerator.{name}: {index!r}; expected an integer 0..{self.max_index} "
+                                 f"({MAX_DRIVE_S / 3600:g} h of driving at {self.fps:g} Hz; farther, positions lose "
+                                 "precision)")
+        return int(index)
+
     def pose(self, index: int) -> CameraPose:
-        return self.motion.pose(int(index))
+        return self.motion.pose(self._index(index, "pose index"))
 
     def sequence(self, n: int, start: int = 0) -> SyntheticSequence:
-        return SyntheticSequence(self, _positive_int(n, "sequence n"), start)
+        start = self._index(start, "sequence start")
+        n = _positive_int(n, "sequence n")
+        if n > self.max_index - start + 1:
+            raise SyntheticError(f"SceneGenerator.sequence n: {n}; from start {start} at most "
+                                 f"{self.max_index - start + 1} frames (the last index is {self.max_index})")
+        return SyntheticSequence(self, n, start)
 
     # ----------------------------------------------------------------- rendering
     def frame(self, index: int = 0, *, height: Optional[float] = None, pitch: Optional[float] = None,
               roll: Optional[float] = None, lidar: bool = True) -> SyntheticFrame:
         """Frame `index` of this seed's sequence. height (m), pitch, roll (radians; positive
         pitch tilts the camera down, positive roll raises its left side) override the pose's."""
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
-            raise SyntheticError(f"SceneGenerator.frame index: {index!r}; expected an integer >= 0")
+        index = self._index(index, "frame index")
         pose = self.pose(index)
         over = {}
         if height is not None:
-            if not 0.2 <= float(height) <= 10.0:
-                raise SyntheticError(f"SceneGenerator.frame height: {height!r} m; expected 0.2..10")
-            over["height"] = float(height)
+            over["height"] = _real(height, ".frame height", 0.2, 10.0, "a number of metres, 0.2..10")
         for name, val in (("pitch", pitch), ("roll", roll)):
             if val is not None:
-                if not abs(float(val)) <= np.deg2rad(30):
-                    raise SyntheticError(f"SceneGenerator.frame {name}: {val!r} rad; expected |{name}| <= 30 deg")
-                over[name] = float(val)
+                over[name] = _real(val, f".frame {name}", -np.deg2rad(30), np.deg2rad(30),
+                                    f"a number of radians, |{name}| <= 30 deg (0.5236)")
         if over:
             pose = CameraPose(**{**pose.__dict__, **over})
+        self._check_tilt(pose)
 
         T_g_c = ground_from_camera(pose)
         R_wc = rot_z(pose.yaw) @ T_g_c[:3, :3]
@@ -180,9 +208,13 @@ class SceneGenerator:
         prims = self._primitives(pose, index)
 
         rays = np.asarray(self.camera.rays(), np.float64)
-        dirs = rays @ R_wc.T
+        # a stereo-rectified camera's rays are in its rectified frame (rect_from_optical = R): the
+        # world sees them as R^T r; the pose, plane and LiDAR stay in the optical frame
+        R_ro = self._rect_from_optical()
+        R_wr = R_wc if R_ro is None else R_wc @ R_ro.T  # world from the rays' frame
+        dirs = rays @ R_wr.T
         full = (0, self.height, 0, self.width)
-        rect_of = (lambda p: self._rect(p, C, R_wc)) if self.cull else (lambda p: full)
+        rect_of = (lambda p: self._rect(p, C, R_wr)) if self.cull else (lambda p: full)
         t, pid, normal = self._cast(C, dirs, prims, rect_of)
 
         sky = pid < 0
@@ -203,13 +235,27 @@ class SceneGenerator:
         depth = np.where(sky, np.inf, t).astype(np.float32)
         T_c_g = np.linalg.inv(T_g_c)
         if lidar:
-            pts, plab = self._lidar(pose, prims, T_g_c, R_wc, C)
+            pts, plab = self._lidar(pose, prims, T_g_c, R_wc, C, R_ro)
         else:
             pts, plab = np.zeros((0, 3), np.float32), np.zeros(0, np.uint8)
         return SyntheticFrame(rgb=np.ascontiguousarray(rgb), depth=depth, labels=labels,
                               camera=self.camera, plane=_plane_from(T_g_c), T_cam_from_ground=T_c_g,
                               lidar_points_cam=pts, stamp=index / self.fps, lidar_labels=plab,
                               index=int(index), pose=pose)
+
+    @staticmethod
+    def _check_tilt(pose: CameraPose) -> None:
+        """Pitch and roll together tilt the camera more than either: past PoseLimits' max_tilt the
+        frame's own T_cam_from_ground would be refused by GroundPlane.from_transform."""
+        from ..ground import PoseLimits
+
+        n = ground_from_camera(pose)[:3, :3].T @ np.array([0.0, 0.0, 1.0])
+        tilt, limit = np.arccos(np.clip(-n[1], -1.0, 1.0)), PoseLimits().max_tilt
+        if tilt > limit:
+            raise SyntheticError(f"SceneGenerator.frame pitch {pose.pitch!r} and roll {pose.roll!r} rad: together they "
+                                 f"tilt the camera {np.rad2deg(tilt):.1f} deg against the road, past the "
+                                 f"{np.rad2deg(limit):.1f} deg PoseLimits.max_tilt the package accepts; "
+                                 "give smaller angles")
 
     def _primitives(self, pose: CameraPose, index: int) -> list:
         prims = W.ground_primitives(self.layout, pose.x)
@@ -222,14 +268,22 @@ class SceneGenerator:
             prims += W.car(pose.x + gap, lane_y, 0.0, W._rng(self.seed, 7, ld["rng_key"]))
         return prims
 
+    def _rect_from_optical(self) -> Optional[np.ndarray]:
+        """The camera's rect_from_optical, None when it is the identity (rays in the optical frame)."""
+        R = getattr(self.camera, "rect_from_optical", None)
+        if R is None or np.array_equal(R, np.eye(3)):
+            return None
+        return np.asarray(R, np.float64)
+
     def _rect(self, prim, C, R_wc):
-        """Pixel rectangle (v0, v1, u0, u1) that can see the primitive, None if none can."""
+        """Pixel rectangle (v0, v1, u0, u1) that can see the primitive, None if none can.
+        R_wc: world from the frame the camera's rays are in."""
         H, Wd = self.height, self.width
         if not np.all(np.isfinite(prim.lo)) or not np.all(np.isfinite(prim.hi)):
             return 0, H, 0, Wd
         corners = np.array([[x, y, z] for x in (prim.lo[0], prim.hi[0]) for y in (prim.lo[1], prim.hi[1])
                             for z in (prim.lo[2], prim.hi[2])])
-        pc = (corners - C) @ R_wc  # world -> camera: R_wc^T (p - C)
+        pc = (corners - C) @ R_wc  # world -> camera (rays' frame): R_wc^T (p - C)
         z = pc[:, 2]
         if np.all(z <= 1e-3):
             return None
@@ -290,13 +344,15 @@ class SceneGenerator:
         labels[ground & up & (y >= lay.half_width + walk)] = L.TERRAIN
         labels[ground & ~up] = L.SIDEWALK
 
-    def _lidar(self, pose, prims, T_g_c, R_wc, C):
+    def _lidar(self, pose, prims, T_g_c, R_wc, C, R_ro=None):
         """A 64-beam spinning LiDAR (HDL-64E-like: +2 to -24.8 deg, 0.18 deg steps) on the roof,
         0.27 m behind and 0.08 m above the camera, rigid with the body; returns within the
         camera's horizontal field of view (+5 deg), exact, in the camera frame."""
         R_body = R_wc @ R_BODY_FROM_OPTICAL.T  # the vehicle body's orientation in the world
         origin = C + R_body @ np.array([-0.27, 0.0, 0.08])
         half_fov = np.arctan(max(self.camera.cx + 0.5, self.width - 0.5 - self.camera.cx) / self.camera.fx) + np.deg2rad(5)
+        if R_ro is not None:  # the rectified view is turned from the optical axis by up to R's angle
+            half_fov += np.arccos(np.clip((np.trace(R_ro) - 1) / 2, -1.0, 1.0))
         az = np.arange(-half_fov, half_fov, np.deg2rad(0.18))
         el = np.deg2rad(np.linspace(2.0, -24.8, self.lidar_rows))
         d_l = np.stack([np.cos(el)[:, None] * np.cos(az)[None, :], np.cos(el)[:, None] * np.sin(az)[None, :],
