@@ -566,3 +566,87 @@ def test_ground_truth_logged_seconds_after_its_image_is_still_paired(bag, pipeli
     assert res.mean["abs_rel"] == pytest.approx(ref.mean["abs_rel"])
     assert any("logged up to 3.0 s apart" in n for n in res.notes)
     assert not any("logged up to" in n for n in ref.notes)
+
+
+def test_tf_stamped_0_or_paired_by_log_time_gives_each_frame_the_pose_logged_then(bag, pipeline, tmp_path):
+    """/tf stamped 0 (a publisher that leaves it unset), or a bag paired by log time (header stamps all 0):
+    every frame got the bag's LAST /tf pose, in the evaluation and in training's BagDataset alike. Now a
+    transform stamped 0 is placed at its log time, and log-time pairing looks tf up by log time."""
+    import dataclasses
+
+    def moved(tp, t, m, zero_tf=False, zero_all=False):
+        if tp == "/tf":  # the camera 1.5 m higher from the second frame on (a pose that changes mid-bag)
+            first = t == _image_stamps(bag)[0]
+            m = bio.tf_message([dataclasses.replace(
+                _header(ts, stamp=0) if zero_tf or zero_all else ts,
+                transform=ts.transform if first else dataclasses.replace(
+                    ts.transform, translation=dataclasses.replace(ts.transform.translation,
+                                                                  z=ts.transform.translation.z + 1.5)))
+                for ts in m.transforms])
+        elif zero_all and tp != "/tf_static":
+            m = _header(m, stamp=0)
+        return [(tp, t, m)]
+
+    ref = _rewrite(bag, tmp_path / "moved", moved)
+    zero_tf = _rewrite(bag, tmp_path / "zero_tf", lambda tp, t, m: moved(tp, t, m, zero_tf=True))
+    zero_all = _rewrite(bag, tmp_path / "zero_all", lambda tp, t, m: moved(tp, t, m, zero_all=True))
+    kw = dict(depth_topic="/ground_truth/depth", labels_topic="/camera/semantic", progress=False, **TOPICS)
+    expect = [r["abs_rel"] for r in be.evaluate_bag(ref, pipeline, **kw).per_frame]
+    assert len(expect) == N and expect[0] != pytest.approx(expect[1], rel=0.05)  # the two poses score apart
+    for path in (zero_tf, zero_all):
+        res = be.evaluate_bag(path, pipeline, **kw)
+        assert [r["abs_rel"] for r in res.per_frame] == pytest.approx(expect), path.name
+        assert res.notes[-1] == f"ground plane: {{'tf': {N}}}"
+    assert any("paired by bag log time" in n for n in be.evaluate_bag(zero_all, pipeline, **kw).notes)
+    heights = [_dataset(ref, depth_topic="/ground_truth/depth").base(i).plane.height for i in range(N)]
+    assert heights[1] == pytest.approx(heights[0] + 1.5, abs=0.05)
+    for path in (zero_tf, zero_all):
+        ds = _dataset(path, depth_topic="/ground_truth/depth")
+        assert [ds.base(i).plane.height for i in range(N)] == pytest.approx(heights), path.name
+
+
+def test_one_topic_for_the_image_and_the_ground_truth_is_refused_naming_both_flags(bag, pipeline, capsys, tmp_path):
+    """--image-topic equal to --lidar-topic / --depth-topic / --labels-topic passed the start-up type check
+    (a dict keyed by topic kept one role's check), then every frame was skipped for 'no ground truth near'."""
+    for kw, flags, topic in ((dict(image_topic="/lidar/points", lidar_topic="/lidar/points"),
+                              "--image-topic and --lidar-topic", "/lidar/points"),
+                             (dict(image_topic="/ground_truth/depth", depth_topic="/ground_truth/depth"),
+                              "--image-topic and --depth-topic", "/ground_truth/depth"),
+                             (dict(image_topic="/camera/semantic", depth_topic="/ground_truth/depth",
+                                   labels_topic="/camera/semantic"), "--image-topic and --labels-topic",
+                              "/camera/semantic")):
+        with pytest.raises(be.BagEvalError, match=f"{flags} are both {topic}: give each its own topic"):
+            be.evaluate_bag(bag, pipeline, camera_info_topic=TOPICS["camera_info_topic"], progress=False, **kw)
+    from edepth_ros.commands import eval as cmd
+
+    p = argparse.ArgumentParser()
+    cmd.add_arguments(p)
+    args = p.parse_args(["bag", str(bag), "--image-topic", "/lidar/points", "--lidar-topic", "/lidar/points",
+                         "--embodied-only", "--quiet", "--out", str(tmp_path / "o")])
+    assert cmd.run(args) == 2
+    assert "--image-topic and --lidar-topic are both /lidar/points" in capsys.readouterr().err
+
+
+def test_extrinsics_that_are_not_a_rigid_transform_are_refused(bag, capsys, tmp_path):
+    """16 numbers with a scaled rotation, or a last row other than 0 0 0 1, were accepted (the last row
+    ignored, the scaled rotation moving every LiDAR point): wrong ground truth, exit 0."""
+    from edepth_ros.commands import eval as cmd
+
+    good = "0 -1 0 0  0 0 -1 -0.3  1 0 0 -0.2  0 0 0 1"
+    assert np.allclose(cmd.parse_extrinsics(good)[:3, :3] @ cmd.parse_extrinsics(good)[:3, :3].T, np.eye(3))
+    for text, words in (("0 -2 0 0  0 0 -2 -0.3  2 0 0 -0.2  0 0 0 1", "is not a rotation matrix"),
+                        ("0 -1 0 0  0 0 -1 -0.3  1 0 0 -0.2  0 0 0 5",
+                         "the last row is [0.0, 0.0, 0.0, 5.0], not 0 0 0 1"),
+                        ("0 -1 0 0  0 0 -1 -0.3  1 0 0 -0.2  0.3 0.1 0 1", "not 0 0 0 1"),
+                        ("0 1 0 0  0 0 -1 -0.3  1 0 0 -0.2  0 0 0 1", "det R = +1"),  # a reflection
+                        ("0 0 0 nan 0 0 1", "must be finite"), ("0 0 0 0 0 0 0", "zero quaternion")):
+        with pytest.raises(ValueError, match="--extrinsics") as exc:
+            cmd.parse_extrinsics(text)
+        assert words in str(exc.value), text
+    p = argparse.ArgumentParser()
+    cmd.add_arguments(p)
+    args = p.parse_args(["bag", str(bag), "--lidar-topic", "/lidar/points", "--embodied-only", "--quiet",
+                         "--out", str(tmp_path / "o"), "--extrinsics", "0 -2 0 0  0 0 -2 -0.3  2 0 0 -0.2  0 0 0 1"])
+    assert cmd.run(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edepth eval bag: --extrinsics (rotation part") and "not a rotation matrix" in err

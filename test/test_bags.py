@@ -176,10 +176,14 @@ def test_kitti_raw_drive_to_bag(tmp_path, kitti_dir):
     summary = mb.make_kitti_bag(out, drive, progress=False)
     assert summary.frames == 2
     assert summary.topics == {"/tf_static": 1, "/camera/camera_info": 2, "/camera/image_raw": 2, "/lidar/points": 2}
-    assert any("velodyne_points/timestamps.txt not found" in n for n in summary.notes)
+    assert any("velodyne_points/timestamps.txt not found" in n and "LiDAR stamped with the images' times" in n
+               for n in summary.notes)
     with bio.BagReader(out) as r:
         stamps = [ts for t, _, ts, _ in r.messages(["/camera/image_raw"])]
         assert stamps == [1317042145964389445, 1317042146067700000]
+        # the LiDAR on the images' clock (was 2024-01-01 against 2011 images: `eval bag` paired nothing)
+        assert [(t, bio.cdr_header_ns(raw)) for _, _, t, raw in r.messages(["/lidar/points"])] == [
+            (s, s) for s in stamps]
         for t, mt, _, raw in r.messages(["/lidar/points"]):
             n = len(bio.pointcloud_xyz(r.deserialize(raw, mt)))
             from edepth_ros import kitti
@@ -308,3 +312,87 @@ def test_header_stamps_read_from_cdr_and_unusable_stamps_are_named():
     assert bio.header_stamps_problem(ok) is None
     assert bio.header_stamps_problem({"/img": [0, 0, 0], "/depth": [1, 2, 3]}) == "/img: all 3 header stamps are 0"
     assert bio.header_stamps_problem({"/img": [5, 5, 5, 6]}) == "/img: 2 of 3 consecutive header stamps do not increase"
+
+
+def test_kitti_sensors_share_one_time_base_whichever_timestamps_txt_is_missing(tmp_path, kitti_dir):
+    """A sensor without its timestamps.txt was stamped from 2024-01-01 while the other kept its 2011 stamps."""
+    drive = tmp_path / "2011_09_26" / "2011_09_26_drive_0001_sync"
+    (drive / "image_02" / "data").mkdir(parents=True)
+    (drive / "velodyne_points" / "data").mkdir(parents=True)
+    for f in (kitti_dir / "raw_calib" / "2011_09_26").glob("*.txt"):
+        (drive.parent / f.name).symlink_to(f)
+    (drive / "image_02" / "data" / "0000000000.png").symlink_to(kitti_dir / "object" / "image_2" / "000001.png")
+    (drive / "velodyne_points" / "data" / "0000000000.bin").symlink_to(kitti_dir / "object" / "velodyne" / "000001.bin")
+
+    def stamps(out):
+        with bio.BagReader(out) as r:
+            return {topic: bio.cdr_header_ns(raw) for topic, _, _, raw in r.messages(["/camera/image_raw",
+                                                                                      "/lidar/points"])}
+
+    (drive / "velodyne_points" / "timestamps.txt").write_text("2011-09-26 13:02:25.950000000\n")
+    summary = mb.make_kitti_bag(tmp_path / "velo_only", drive, progress=False)
+    assert stamps(tmp_path / "velo_only") == {"/camera/image_raw": 1317042145950000000,
+                                              "/lidar/points": 1317042145950000000}
+    assert any("image_02/timestamps.txt not found" in n and "the LiDAR's times" in n for n in summary.notes)
+    (drive / "velodyne_points" / "timestamps.txt").unlink()
+    summary = mb.make_kitti_bag(tmp_path / "neither", drive, progress=False)
+    t0 = mb.SYNTHETIC_T0_NS
+    assert stamps(tmp_path / "neither") == {"/camera/image_raw": t0, "/lidar/points": t0}
+    assert any("both stamped at 10 Hz from 2024-01-01" in n for n in summary.notes)
+
+
+def test_tf_stamped_0_is_placed_at_its_log_time_and_log_time_pairing_looks_tf_up_by_log_time():
+    """Every frame got the bag's LAST /tf pose where /tf was stamped 0, or where the frames were paired by
+    log time (lookups at log times against header stamps). /tf_static stamped 0 stays valid at all times."""
+    s = 10 ** 9
+
+    def at(z):
+        T = np.eye(4)
+        T[2, 3] = z
+        return T
+
+    tree = bio.TfTree()
+    tree.add_message(bio.tf_message([bio.transform_stamped(at(7.0), 0, "cam", "lidar")]), static=True, log_t=100 * s)
+    for log_t, z in ((100 * s, 1.0), (101 * s, 2.0), (102 * s, 3.0)):  # a publisher that leaves stamps 0
+        tree.add_message(bio.tf_message([bio.transform_stamped(at(z), 0, "odom", "cam")]), static=False, log_t=log_t)
+    assert [tree.lookup("odom", "cam", t)[2, 3] for t in (99 * s, 100 * s, int(101.5 * s), 200 * s)] == [
+        1.0, 1.0, 2.0, 3.0]
+    # still never stale (a static transform published on /tf), and /tf_static valid before its log time
+    assert tree.lookup("odom", "lidar", 500 * s, max_age_ns=s)[2, 3] == 10.0
+    assert tree.lookup("odom", "lidar", 0, max_age_ns=s)[2, 3] == 8.0
+    # header stamps on another clock (a recorder's log time is what pairs the frames): looked up by log time
+    tree = bio.TfTree()
+    for log_t, z in ((100 * s, 1.0), (101 * s, 2.0)):
+        tree.add_message(bio.tf_message([bio.transform_stamped(at(z), log_t - 50 * s, "odom", "cam")]), static=False,
+                         log_t=log_t)
+    assert tree.lookup("odom", "cam", 100 * s)[2, 3] == 2.0  # header clock: both are older than t
+    tree.log_time = True
+    assert [tree.lookup("odom", "cam", t, max_age_ns=s)[2, 3] for t in (100 * s, int(101.2 * s))] == [1.0, 2.0]
+    with pytest.raises(bio.TfStaleError):
+        tree.lookup("odom", "cam", 60 * s, max_age_ns=s)
+
+
+def test_one_topic_given_for_two_roles_is_refused_naming_both(synthetic_bag):
+    """The type check was a dict keyed by topic: an image topic equal to the ground-truth (or camera_info)
+    topic kept only the last role's check, and every frame was then skipped with a misleading reason."""
+    flags = {"image": "--image-topic", "lidar": "--lidar-topic", "depth": "--depth-topic", "labels": "--labels-topic"}
+    with bio.BagReader(synthetic_bag) as r:
+        with pytest.raises(bio.BagError, match="topic /lidar/points in .* holds sensor_msgs/msg/PointCloud2, not "
+                                               "sensor_msgs/msg/Image.*; --image-topic and --lidar-topic are both "
+                                               "/lidar/points"):
+            r.require_depth_sources("/lidar/points", "/camera/camera_info", lidar_topic="/lidar/points", flags=flags)
+        with pytest.raises(bio.BagError, match="--image-topic and --depth-topic are both /ground_truth/depth"):
+            r.require_depth_sources("/ground_truth/depth", "/camera/camera_info", depth_topic="/ground_truth/depth",
+                                    flags=flags)
+        with pytest.raises(bio.BagError, match="--image-topic and --labels-topic are both /camera/semantic"):
+            r.require_depth_sources("/camera/semantic", "/camera/camera_info", depth_topic="/ground_truth/depth",
+                                    labels_topic="/camera/semantic", flags=flags)
+        with pytest.raises(bio.BagError, match="the depth topic and the labels topic are both /camera/semantic"):
+            r.require_depth_sources("/camera/image_raw", "/camera/camera_info", depth_topic="/camera/semantic",
+                                    labels_topic="/camera/semantic")
+        # a camera_info topic given as the image topic: both roles' types are checked
+        with pytest.raises(bio.BagError, match="topic /camera/camera_info in .* holds sensor_msgs/msg/CameraInfo, "
+                                               "not sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage"):
+            r.require_depth_sources("/camera/camera_info", "/camera/camera_info", depth_topic="/ground_truth/depth")
+        r.require_depth_sources("/camera/image_raw", "/camera/camera_info", depth_topic="/ground_truth/depth",
+                                labels_topic="/camera/semantic", flags=flags)

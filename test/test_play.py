@@ -107,6 +107,18 @@ def test_bad_input_is_named(bag, tmp_path):
     assert p.returncode == 1 and "/tf: not replayed" in out and "no topic of" in out and "could be replayed" in out, out
 
 
+def test_a_bag_whose_topics_hold_no_message_replays_nothing_and_fails(tmp_path):
+    """Topics recorded without a message: 'played 0.00 s', exit 0 (the check was on the topics, not the messages)."""
+    empty = tmp_path / "empty"
+    with bio.BagWriter(empty) as w:
+        for topic, msgtype in (("/camera/image_raw", bio.IMAGE), ("/camera/camera_info", bio.CAMERA_INFO)):
+            w.add_topic(topic, msgtype)
+    p = _cli(["play", str(empty), "--no-clock"], 74)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 1 and "/camera/image_raw: 0 messages" in out, out
+    assert f"no message of {empty} was replayed" in out, out
+
+
 def test_record_refuses_meaningless_limits_and_fails_when_nothing_arrives(tmp_path):
     """--count 0 meant "no limit", --duration -1 stopped at once, and an empty bag was exit 0."""
     for flag, value, message in (("--duration", "-1", "must be a finite number > 0"), ("--count", "0", "must be >= 1"),

@@ -383,49 +383,64 @@ class TfTree:
     """Transforms from /tf_static and /tf, looked up as T_target_source (maps source coords to target).
 
     Static transforms are kept forever; dynamic ones as time series (the latest at or before the
-    asked time, else the earliest). Chains through the tree in either direction. With
-    ``max_age_ns`` a dynamic edge must have a transform that close to the asked time (the latest
-    at or before it, else the next after it), as the node's tf_max_age, else TfStaleError.
+    asked time, else the earliest), on the clock the frames are paired by: header stamps, or the
+    bag's log time with ``log_time`` (set it once the pairing is known: where header stamps are
+    unusable, lookups are at log times). A dynamic transform stamped 0 (a publisher that leaves it
+    unset) is placed at its log time in either case, so the latest at or before a frame is the one
+    the live node would have had then, and it is never stale. Chains through the tree in either
+    direction. With ``max_age_ns`` a dynamic edge must have a transform that close to the asked time
+    (the latest at or before it, else the next after it), as the node's tf_max_age, else TfStaleError.
     """
 
-    def __init__(self):
+    def __init__(self, log_time: bool = False):
+        self.log_time = log_time
         self.static: dict[tuple[str, str], np.ndarray] = {}
-        self.dynamic: dict[tuple[str, str], list[tuple[int, np.ndarray]]] = {}
-        self._unsorted: dict[tuple[str, str], bool] = {}
+        # (header stamp, log time or None, T) in arrival order; sorted per clock on first lookup
+        self.dynamic: dict[tuple[str, str], list[tuple[int, int | None, np.ndarray]]] = {}
+        self._sorted: dict[tuple[str, str], tuple] = {}
 
-    def add_message(self, tf_msg, static: bool) -> None:
+    def add_message(self, tf_msg, static: bool, log_t: int | None = None) -> None:
+        """``log_t``: the message's bag log time (ns), used where its stamp is 0 or with ``log_time``."""
         for ts in tf_msg.transforms:
             key = (ts.header.frame_id.lstrip("/"), ts.child_frame_id.lstrip("/"))
             T = transform_to_matrix(ts.transform)
             if static:
-                self.static[key] = T
+                self.static[key] = T  # stamped 0 or not: valid at all times
             else:
-                series = self.dynamic.setdefault(key, [])
-                stamp = header_ns(ts.header)
-                if series and stamp < series[-1][0]:
-                    self._unsorted[key] = True
-                series.append((stamp, T))
+                self.dynamic.setdefault(key, []).append((header_ns(ts.header), log_t, T))
+                self._sorted.pop(key, None)
+
+    def _series(self, edge: tuple[str, str]) -> tuple[list, list]:
+        """(times, [(time, never stale, T)]) of a dynamic edge on the current clock, sorted (stable)."""
+        cached = self._sorted.get(edge)
+        if cached is None or cached[0] != self.log_time:
+            items = []
+            for stamp, log_t, T in self.dynamic[edge]:
+                t = log_t if log_t is not None and (self.log_time or stamp == 0) else stamp
+                items.append((t, stamp == 0, T))
+            items.sort(key=lambda item: item[0])
+            cached = (self.log_time, [item[0] for item in items], items)
+            self._sorted[edge] = cached
+        return cached[1], cached[2]
 
     def _edge(self, parent: str, child: str, t: int | None, max_age_ns: int | None = None) -> np.ndarray | None:
         if (parent, child) in self.static:
             return self.static[(parent, child)]
-        series = self.dynamic.get((parent, child))
-        if not series:
+        if not self.dynamic.get((parent, child)):
             return None
-        if self._unsorted.pop((parent, child), False):
-            series.sort(key=lambda item: item[0])
+        times, series = self._series((parent, child))
         if t is None:
-            return series[-1][1]
-        i = bisect.bisect_right(series, t, key=lambda item: item[0]) - 1
+            return series[-1][2]
+        i = bisect.bisect_right(times, t) - 1
         if max_age_ns is None:
-            return series[max(i, 0)][1]  # the latest at or before t, else the earliest
+            return series[max(i, 0)][2]  # the latest at or before t, else the earliest
         before = series[i] if i >= 0 else None
         after = series[i + 1] if i + 1 < len(series) else None
         # stamp 0 on /tf: a static transform published there, never stale (as the node treats it)
-        if before is not None and (before[0] == 0 or t - before[0] <= max_age_ns):
-            return before[1]
-        if after is not None and after[0] - t <= max_age_ns:
-            return after[1]
+        if before is not None and (before[1] or t - before[0] <= max_age_ns):
+            return before[2]
+        if after is not None and (after[1] or after[0] - t <= max_age_ns):
+            return after[2]
         near = min((s for s in (before, after) if s is not None), key=lambda s: abs(s[0] - t))
         raise TfStaleError(parent, child, t, near[0] - t, max_age_ns)
 
@@ -598,21 +613,37 @@ class BagReader:
             listing = ", ".join(f"{t} ({i.msgtype}, {i.count})" for t, i in sorted(have.items()))
             raise BagError(f"bag {self.path} has no topic {', '.join(missing)}; its topics are: {listing}")
 
-    def require_types(self, expected: dict[str, tuple[str, ...]]) -> None:
-        """Each topic (name -> allowed message types) holds one of its types, or BagError naming it."""
+    def require_types(self, expected) -> None:
+        """Each topic holds one of its allowed message types, or BagError naming it. ``expected``: (topic,
+        allowed types) pairs (or a dict of them): pairs, so a topic given for two roles is checked for both."""
         have = self.topics
-        for topic, types in expected.items():
+        for topic, types in (expected.items() if isinstance(expected, dict) else expected):
             if topic and topic in have and have[topic].msgtype not in types:
                 raise BagError(f"topic {topic} in {self.path} holds {have[topic].msgtype}, not "
                                f"{' or '.join(types)}; give the topic that does")
 
     def require_depth_sources(self, image_topic: str, camera_info_topic: str, lidar_topic: str | None = None,
-                              depth_topic: str | None = None, labels_topic: str | None = None) -> None:
-        """The topics a depth evaluation or training set reads exist and hold the message types it
-        reads (else BagError naming the topic), before any message is decoded."""
+                              depth_topic: str | None = None, labels_topic: str | None = None,
+                              flags: dict[str, str] | None = None) -> None:
+        """The topics a depth evaluation or training set reads exist, are distinct where they must be, and
+        hold the message types it reads (else BagError naming the topic), before any message is decoded.
+        ``flags``: what the caller calls each role ('image', 'lidar', 'depth', 'labels'), for the messages."""
+        names = {"image": "the image topic", "lidar": "the LiDAR topic", "depth": "the depth topic",
+                 "labels": "the labels topic", **(flags or {})}
+        roles = [(r, t) for r, t in (("image", image_topic), ("lidar", lidar_topic), ("depth", depth_topic),
+                                     ("labels", labels_topic)) if t]
+        # one topic in two roles: its messages would all go to one of them, and every frame be skipped
+        same = next((f"{names[ra]} and {names[rb]} are both {a}: give each its own topic of {self.path} (images, "
+                     "ground truth and labels are different streams)"
+                     for i, (ra, a) in enumerate(roles) for rb, b in roles[i + 1:] if a == b), None)
         self.require_topics([image_topic, camera_info_topic, lidar_topic, depth_topic, labels_topic])
-        self.require_types({image_topic: (IMAGE, COMPRESSED_IMAGE), camera_info_topic: (CAMERA_INFO,),
-                            lidar_topic: (POINTCLOUD2,), depth_topic: (IMAGE,), labels_topic: (IMAGE,)})
+        try:
+            self.require_types([(image_topic, (IMAGE, COMPRESSED_IMAGE)), (camera_info_topic, (CAMERA_INFO,)),
+                                (lidar_topic, (POINTCLOUD2,)), (depth_topic, (IMAGE,)), (labels_topic, (IMAGE,))])
+        except BagError as exc:
+            raise BagError(f"{exc}; {same}" if same else str(exc)) from None
+        if same:  # the same message type in both roles (an image topic given as the depth or labels topic)
+            raise BagError(same)
         self.require_tf_types()
 
     def require_tf_types(self) -> None:

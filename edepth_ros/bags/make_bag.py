@@ -165,8 +165,8 @@ def make_kitti_bag(out, drive, calib_dir=None, storage: str = "mcap", image_form
     if max_frames:
         images = images[:max_frames]
     notes = []
-    cam_times = _times(drive / "image_02" / "timestamps.txt", len(images), notes)
-    velo_times = _times(drive / "velodyne_points" / "timestamps.txt", len(images), notes)
+    cam_times, velo_times = _sensor_times(drive / "image_02" / "timestamps.txt",
+                                          drive / "velodyne_points" / "timestamps.txt", len(images), notes)
     if not velo_dir.is_dir():
         notes.append(f"{velo_dir} not found: the bag has no LiDAR")
     # rosbags' camera_info from the calibrated model; P keeps KITTI's stereo column for this camera
@@ -206,13 +206,30 @@ def make_kitti_bag(out, drive, calib_dir=None, storage: str = "mcap", image_form
     return BagSummary(Path(out), len(images) - skipped, topics, notes)
 
 
-def _times(path: Path, n: int, notes: list) -> list[int]:
-    if path.is_file():
-        times = parse_kitti_timestamps(path)
-        if len(times) >= n:
-            return times[:n]
-        notes.append(f"{path} has {len(times)} stamps for {n} frames: the rest at 10 Hz")
-        last = times[-1] if times else SYNTHETIC_T0_NS
-        return times + [last + (k + 1) * 100_000_000 for k in range(n - len(times))]
-    notes.append(f"{path} not found: frames stamped at 10 Hz")
-    return [SYNTHETIC_T0_NS + k * 100_000_000 for k in range(n)]
+def _sensor_times(cam_path: Path, velo_path: Path, n: int, notes: list) -> tuple[list[int], list[int]]:
+    """(camera, LiDAR) stamps of n frames on ONE time base: a sensor without its timestamps.txt takes the
+    other's stamps (KITTI's sync drives pair them frame by frame); neither: both from SYNTHETIC_T0_NS.
+    Two bases (2011 images, 2024 LiDAR) would pair nothing in `edepth eval bag`."""
+    cam, velo = _times(cam_path, n, notes), _times(velo_path, n, notes)
+    if cam is None and velo is None:
+        notes.append(f"{cam_path} and {velo_path} not found (or empty): both stamped at 10 Hz from "
+                     f"{datetime.fromtimestamp(SYNTHETIC_T0_NS / 1e9, timezone.utc):%Y-%m-%d}")
+        cam = velo = [SYNTHETIC_T0_NS + k * 100_000_000 for k in range(n)]
+    elif cam is None:
+        notes.append(f"{cam_path} not found (or empty): images stamped with the LiDAR's times ({velo_path})")
+        cam = velo
+    elif velo is None:
+        notes.append(f"{velo_path} not found (or empty): LiDAR stamped with the images' times ({cam_path})")
+        velo = cam
+    return cam, velo
+
+
+def _times(path: Path, n: int, notes: list) -> list[int] | None:
+    """n stamps from a timestamps.txt (extended at 10 Hz where short); None without the file or a stamp."""
+    times = parse_kitti_timestamps(path) if path.is_file() else []
+    if not times:
+        return None
+    if len(times) >= n:
+        return times[:n]
+    notes.append(f"{path} has {len(times)} stamps for {n} frames: the rest at 10 Hz")
+    return times + [times[-1] + (k + 1) * 100_000_000 for k in range(n - len(times))]

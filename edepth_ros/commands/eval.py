@@ -70,11 +70,24 @@ def parse_extrinsics(text: str) -> np.ndarray:
         vals = [float(v) for v in text.replace(",", " ").split()]
     except ValueError:
         raise ValueError(f"--extrinsics {text!r}: not numbers") from None
+    if not all(np.isfinite(vals)):
+        raise ValueError(f"--extrinsics {text!r}: every number must be finite")
     if len(vals) == 16:
+        from ..camera import check_rotation
+
         T = np.array(vals).reshape(4, 4)
+        # a scaled or sheared rotation, or a projective last row, would move every LiDAR point: wrong ground truth
+        if not np.allclose(T[3], (0, 0, 0, 1), atol=1e-9):
+            raise ValueError(f"--extrinsics: the last row is {T[3].tolist()}, not 0 0 0 1: give a rigid transform "
+                             "T_camera_lidar (rotation and translation, 4x4 row-major)")
+        check_rotation(T[:3, :3], "--extrinsics (rotation part, the upper-left 3x3)",
+                       "give a rigid transform T_camera_lidar, or 'x y z qx qy qz qw'")
     elif len(vals) == 7:
         T = np.eye(4)
-        T[:3, :3] = quaternion_to_matrix(*vals[3:])
+        try:
+            T[:3, :3] = quaternion_to_matrix(*vals[3:])
+        except RuntimeError as exc:  # BagError: a zero quaternion
+            raise ValueError(f"--extrinsics {text!r}: {exc}") from None
         T[:3, 3] = vals[:3]
     else:
         raise ValueError(f"--extrinsics: {len(vals)} numbers; give 16 (4x4 row-major) or 7 (x y z qx qy qz qw)")

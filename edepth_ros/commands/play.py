@@ -59,4 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if not stats.published:  # every topic asked for lacks its message package here (a stop signal is not this)
         print(f"edepth play: no topic of {args.bag} could be replayed, so no message was", file=sys.stderr)
         return 1
+    if not sum(stats.published.values()):  # publishers made, but not one message went out: nothing replayed
+        print(f"edepth play: no message of {args.bag} was replayed (do its topics hold none? `ros2 bag info` "
+              "counts them)", file=sys.stderr)
+        return 1
     return 0

@@ -37,6 +37,10 @@ TF_MAX_AGE = float(SPECS["tf_max_age"].default)  # seconds: the node's own defau
 MAX_WINDOW_S = 30.0  # the most bag time an image waits for its ground truth (what is waiting is in memory)
 
 
+# `edepth eval bag`'s option for each topic role, named in the errors
+EVAL_FLAGS = {"image": "--image-topic", "lidar": "--lidar-topic", "depth": "--depth-topic", "labels": "--labels-topic"}
+
+
 class BagEvalError(ValueError):
     """Nothing of the bag can be evaluated as asked (the message names the topic or file)."""
 
@@ -72,13 +76,14 @@ def lidar_to_depth(points_cam: np.ndarray, camera, min_z: float = 0.1) -> np.nda
     return depth
 
 
-def _read_tf(reader: bio.BagReader) -> bio.TfTree:
-    tree = bio.TfTree()
+def _read_tf(reader: bio.BagReader, log_time: bool = False) -> bio.TfTree:
+    """log_time: frames are paired by log time, so are the transforms (TfTree's clock)."""
+    tree = bio.TfTree(log_time=log_time)
     topics = reader.topics
     for topic, static in (("/tf_static", True), ("/tf", False)):
         if topic in topics:
-            for _, msgtype, _, raw in reader.messages([topic]):
-                tree.add_message(reader.deserialize(raw, msgtype), static)
+            for _, msgtype, t, raw in reader.messages([topic]):
+                tree.add_message(reader.deserialize(raw, msgtype), static, log_t=t)
     return tree
 
 
@@ -112,7 +117,8 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
     reader = bio.BagReader(bag)
     try:
         try:
-            reader.require_depth_sources(image_topic, camera_info_topic, lidar_topic, depth_topic, labels_topic)
+            reader.require_depth_sources(image_topic, camera_info_topic, lidar_topic, depth_topic, labels_topic,
+                                         flags=EVAL_FLAGS)
         except bio.BagError as exc:
             raise BagEvalError(str(exc)) from None
         # header stamps pair the topics; where a driver leaves them 0 (or constant) they would pair
@@ -128,7 +134,7 @@ def evaluate_bag(bag, pipeline, image_topic: str, camera_info_topic: str, lidar_
         if not infos.msgs:
             raise BagEvalError(f"camera_info topic {camera_info_topic} has no message in {bag}: images without "
                                "camera_info cannot be evaluated (record the camera's camera_info too)")
-        tf = _read_tf(reader)
+        tf = _read_tf(reader, log_time)
         n_images = reader.topics[image_topic].count
         # an image waits this long (bag log time) for its ground truth, and ground truth is kept as long
         # for a late image: wide enough for the recording lag between the two topics, up to MAX_WINDOW_S

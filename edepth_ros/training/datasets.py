@@ -454,7 +454,7 @@ class BagDataset(DepthDataset):
             streams: dict[str, list] = {t: [] for t in topics}  # (log time, header stamp, msgtype, raw)
             for topic, msgtype, t_ns, raw in reader.messages(topics + ["/tf", "/tf_static"]):
                 if topic in ("/tf", "/tf_static"):
-                    tf.add_message(reader.deserialize(raw, msgtype), static=topic == "/tf_static")
+                    tf.add_message(reader.deserialize(raw, msgtype), static=topic == "/tf_static", log_t=t_ns)
                 else:
                     streams[topic].append((t_ns, bio.cdr_header_ns(raw) or 0, msgtype, raw))
             if not streams[image_topic]:
@@ -465,6 +465,7 @@ class BagDataset(DepthDataset):
             # the same clock as the evaluation: header stamps, or log time where they are unusable
             problem = bio.header_stamps_problem({t: [it[1] for it in streams[t]] for t in (image_topic, gt_topic)})
             clock = 0 if problem else 1
+            tf.log_time = bool(problem)  # transforms on the frames' clock too
             if problem:
                 self.notes.append(f"header stamps unusable ({problem}): paired by bag log time instead")
                 log.warning("data.bag %s: %s", bag, self.notes[-1])
