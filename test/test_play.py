@@ -113,10 +113,14 @@ def test_a_bag_whose_topics_hold_no_message_replays_nothing_and_fails(tmp_path):
     with bio.BagWriter(empty) as w:
         for topic, msgtype in (("/camera/image_raw", bio.IMAGE), ("/camera/camera_info", bio.CAMERA_INFO)):
             w.add_topic(topic, msgtype)
-    p = _cli(["play", str(empty), "--no-clock"], 74)
-    out, _ = p.communicate(timeout=60)
-    assert p.returncode == 1 and "/camera/image_raw: 0 messages" in out, out
-    assert f"no message of {empty} was replayed" in out, out
+    for extra in ([], ["--loop"]):  # --loop: a pass without a message is not repeated (it spun a core forever)
+        p = _cli(["play", str(empty), "--no-clock"] + extra, 74)
+        try:
+            out, _ = p.communicate(timeout=60)
+        finally:
+            p.kill()
+        assert p.returncode == 1 and "/camera/image_raw: 0 messages" in out, (extra, out)
+        assert f"no message of {empty} was replayed" in out, out
 
 
 def test_record_refuses_meaningless_limits_and_fails_when_nothing_arrives(tmp_path):

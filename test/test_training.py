@@ -998,3 +998,13 @@ def test_training_gets_the_nodes_embodied_depth_on_a_partly_covered_image():
     assert np.array_equal(sample["embodied"], pack_embodied(node.embodied))
     road = scene.labels[48:, :160] == 0
     assert road.mean() > 0.3 and (sample["embodied"][:, 48:, :160][:, road] == 0).all()
+
+
+def test_synthetic_frames_past_the_generators_last_index_are_named_by_the_config_keys():
+    """Was: a SyntheticError about 'SceneGenerator.frame index' from the renderer, naming no config key."""
+    from edepth_ros.training.datasets import DatasetError, SyntheticDataset
+
+    with pytest.raises(DatasetError, match=r"data.frames_per_seed 2 x data.frame_stride 80000: the last frame index "
+                                           r"80000 is past the scene generator's 72000"):
+        SyntheticDataset([0], 2, (16, 48), frame_stride=80000, progress=False)
+    assert len(SyntheticDataset([0], 2, (16, 48), frame_stride=72000, progress=False)) == 2

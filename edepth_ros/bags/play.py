@@ -153,6 +153,8 @@ def play(bag, rate: float = 1.0, loop: bool = False, topics: Optional[list] = No
                         stats.bag_s = max(stats.bag_s, (t - bag_t0) * 1e-9)
                 stats.loops += 1
                 stats.truncated = reader.truncated
+                if bag_t0 is None and not stopping():  # a pass with no message: --loop would spin a core forever
+                    break
                 if not loop or stopping() or (max_loops is not None and stats.loops >= max_loops):
                     break
             stats.wall_s = time.perf_counter() - t_play0

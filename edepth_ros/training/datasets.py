@@ -173,7 +173,13 @@ class SyntheticDataset(DepthDataset):
         self._frames: list[BaseFrame] = []
         from tqdm import tqdm
 
-        gens = {}
+        first = SceneGenerator(int(seeds[0]), width=rw, height=rh)
+        last = (frames_per_seed - 1) * frame_stride
+        if last > first.max_index:  # named here, before any rendering, not as a generator index
+            raise DatasetError(f"data.frames_per_seed {frames_per_seed} x data.frame_stride {frame_stride}: the "
+                               f"last frame index {last} is past the scene generator's {first.max_index} (2 h of "
+                               "driving); use fewer frames per seed (and more seeds) or a shorter stride")
+        gens = {int(seeds[0]): first}
         for seed, index in tqdm(self.items, desc="rendering synthetic scenes", disable=not progress, leave=False):
             gen = gens.setdefault(seed, SceneGenerator(seed, width=rw, height=rh))
             f = gen.frame(index, lidar=False)
