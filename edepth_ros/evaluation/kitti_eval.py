@@ -4,8 +4,11 @@ Split files, one frame a line, two formats:
 - BTS / AdaBins / iDisc file lists: ``<image path> <ground-truth path> <focal>`` relative to
   ``root`` (image) and ``gt_root`` (ground truth, default ``root``); ``None`` as the GT path means none.
 - Eigen's own lines: ``<date>/<drive> <index> <l|r>``: image ``root/date/drive/image_0{2,3}/data/index.png``;
-  ground truth the annotated depth ``gt_root/drive/proj_depth/groundtruth/image_0{2,3}/index.png``
-  when present, else the raw Velodyne scan projected into the camera (Eigen's original protocol).
+  ground truth the annotated depth ``gt_root/[train/|val/]drive/proj_depth/groundtruth/image_0{2,3}/index.png``
+  when present, else the raw Velodyne scan built into a depth map as the peers' Eigen raw protocol does
+  (Monodepth2's export_gt_depth: depth = the LiDAR's forward x, pixel round(u) - 1, round(v) - 1, the
+  nearest return per pixel; ``eigen_raw_depth``). A ``gt_root`` that holds none of the split's ground
+  truth is refused, and the report counts the frames of each ground-truth source.
 
 Calibration: ``calib_dir`` when given, else ``root/<date>/`` (KITTI raw's calib_cam_to_cam.txt).
 Ground plane for the embodied depth: ``nominal`` (the KITTI mounting, camera 1.65 m above a level
@@ -55,11 +58,17 @@ class SplitEntry:
 def parse_split(split_file, root, gt_root=None, calib_dir=None) -> tuple[list[SplitEntry], list[dict]]:
     """Entries of a split file, and the lines that could not be parsed (as skip records)."""
     split_file, root = Path(split_file), Path(root)
-    gt_root = Path(gt_root) if gt_root else root
+    given_gt_root = Path(gt_root) if gt_root else None
+    gt_root = given_gt_root or root
     if not split_file.is_file():
         raise KittiEvalError(f"split file {split_file} not found")
     if not root.is_dir():
         raise KittiEvalError(f"KITTI root {root} is not a folder; pass --root with the raw-data folder")
+    if given_gt_root is not None and not given_gt_root.is_dir():
+        # a typo here used to score every Eigen line against raw LiDAR instead, silently
+        raise KittiEvalError(f"--gt-root {given_gt_root} is not a folder; pass the annotated depth folder "
+                             "(holds <drive>/proj_depth/groundtruth/...), or leave --gt-root out to score "
+                             "Eigen lines against raw LiDAR")
     entries, bad = [], []
     try:
         text = split_file.read_text()
@@ -74,6 +83,16 @@ def parse_split(split_file, root, gt_root=None, calib_dir=None) -> tuple[list[Sp
             entries.append(_parse_line(no, parts, root, gt_root, calib_dir))
         except ValueError as exc:
             bad.append({"line": no, "name": line.strip(), "reason": str(exc)})
+    with_gt = [e for e in entries if e.gt is not None]
+    if given_gt_root is not None and with_gt and not any(e.gt.is_file() for e in with_gt):
+        eigen = any(e.velodyne is not None for e in with_gt)
+        layouts = ("<gt-root>/<drive>/proj_depth/groundtruth/image_0{2,3}/<index>.png, and the same under "
+                   "<gt-root>/train/ and <gt-root>/val/ (KITTI's data_depth_annotated)" if eigen
+                   else "<gt-root>/<the split's ground-truth path>")
+        raise KittiEvalError(
+            f"--gt-root {given_gt_root} holds none of the split's {len(with_gt)} ground-truth files (looked for "
+            f"{layouts}; the first: {with_gt[0].gt}); pass the annotated depth folder, or leave --gt-root out "
+            "to score Eigen lines against raw LiDAR")
     return entries, bad
 
 
@@ -97,10 +116,13 @@ def _parse_line(no: int, parts: list[str], root: Path, gt_root: Path, calib_dir)
             raise ValueError(f"line {no}: side {side!r}: use 'l' (image_02) or 'r' (image_03)")
         cam = 3 if side == "r" else 2
         idx = f"{int(parts[1]):010d}"
-        return SplitEntry(
-            line_no=no, name=f"{drive}/{idx}", cam=cam,
-            image=root / date / drive / f"image_0{cam}" / "data" / f"{idx}.png",
-            gt=gt_root / drive / "proj_depth" / "groundtruth" / f"image_0{cam}" / f"{idx}.png",
+        # KITTI's data_depth_annotated puts the drives under train/ and val/; a merged folder has them at the top
+        rel = Path(drive) / "proj_depth" / "groundtruth" / f"image_0{cam}" / f"{idx}.png"
+        gt = next((g for g in (gt_root / rel, gt_root / "train" / rel, gt_root / "val" / rel) if g.is_file()),
+                  gt_root / rel)
+        return SplitEntry(  # the camera in the name: '5 l' and '5 r' are two frames
+            line_no=no, name=f"{drive}/image_0{cam}/{idx}", cam=cam,
+            image=root / date / drive / f"image_0{cam}" / "data" / f"{idx}.png", gt=gt,
             velodyne=root / date / drive / "velodyne_points" / "data" / f"{idx}.bin",
             calib_dir=_calib_for(date, root, calib_dir))
     if len(parts) < 2:
@@ -160,14 +182,41 @@ def load_calib(entry: SplitEntry):
     return _CALIB_CACHE[key]
 
 
+def eigen_raw_depth(points_velo, calib, width: int, height: int) -> np.ndarray:
+    """Raw-LiDAR ground truth as the peers' Eigen protocol builds it (Monodepth2's export_gt_depth,
+    generate_depth_map with vel_depth=True, which follows KITTI's MATLAB devkit): every return with
+    LiDAR x >= 0 is projected by P_rect @ R_rect @ T_velo_to_cam, lands on pixel (round(u) - 1,
+    round(v) - 1), and its depth is the LiDAR's forward x (not camera z); the nearest return wins a
+    pixel. float32 (height, width), NaN where no return (or depth <= 0).
+
+    kitti.project_lidar (camera z, pixel round(u)) is the geometric projection; its depths are 2-3% nearer
+    and its pixels one down-right of this, so scoring against it is not comparable with published Eigen figures.
+    """
+    from .. import kitti
+
+    pts = np.asarray(points_velo, dtype=np.float64)
+    pts = pts[pts[:, 0] >= 0]  # NaN x is dropped too
+    cam = kitti.lidar_to_camera(pts, calib)  # T_cam_velo = stereo offset @ R_rect @ T_velo_to_cam
+    img = cam @ calib.camera.K.T  # K [I | t] = P_rect: the same as P_rect @ R_rect @ T_velo_to_cam @ X
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.round(img[:, 0] / img[:, 2]) - 1
+        v = np.round(img[:, 1] / img[:, 2]) - 1
+    x = pts[:, 0]
+    ok = np.isfinite(u) & np.isfinite(v) & (u >= 0) & (v >= 0) & (u < width) & (v < height)
+    flat = v[ok].astype(np.int64) * width + u[ok].astype(np.int64)
+    depth = np.full(width * height, np.inf)
+    np.minimum.at(depth, flat, x[ok])  # nearest return per pixel
+    depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
+    return depth.reshape(height, width).astype(np.float32)
+
+
 def load_ground_truth(entry: SplitEntry, calib, width: int, height: int) -> tuple[np.ndarray, str]:
     if entry.gt is not None and entry.gt.is_file():
         return read_depth_png(entry.gt), "annotated"
     if entry.velodyne is not None and entry.velodyne.is_file():
         from .. import kitti
 
-        depth, _ = kitti.project_lidar(kitti.read_velodyne(entry.velodyne), calib, width, height)
-        return depth.astype(np.float32), "velodyne"
+        return eigen_raw_depth(kitti.read_velodyne(entry.velodyne), calib, width, height), "velodyne"
     looked = [str(p) for p in (entry.gt, entry.velodyne) if p is not None]
     raise FileNotFoundError(f"no ground truth for {entry.name}: looked for {', '.join(looked) or 'nothing'}")
 
@@ -204,7 +253,15 @@ def frame_for(entry: SplitEntry, ground: str, camera_height: float):
     gt, source = load_ground_truth(entry, calib, w, h)
     if gt.shape != (h, w):
         raise ValueError(f"ground truth for {entry.name} is {gt.shape[1]}x{gt.shape[0]}, image is {w}x{h}")
-    plane = fitted_plane(gt, camera) if ground == "fit-gt" else GroundPlane.from_static(camera_height)
+    if ground == "fit-gt":
+        plane_gt = gt
+        if source == "velodyne":  # the plane needs metric camera-frame points: camera z at the true pixel
+            from .. import kitti
+
+            plane_gt, _ = kitti.project_lidar(kitti.read_velodyne(entry.velodyne), calib, w, h)
+        plane = fitted_plane(plane_gt, camera)
+    else:
+        plane = GroundPlane.from_static(camera_height)
     return Frame(rgb=rgb, camera=camera, plane=plane, frame_id=entry.name), gt, source
 
 
@@ -241,7 +298,8 @@ def evaluate(entries: list[SplitEntry], pipeline, out_dir=None, ground: str = "n
             continue
         gt_mask = M.gt_valid_mask(gt, min_depth, max_depth, crop)
         if not gt_mask.any():  # nothing to score: its metrics would be NaN, silently out of the mean
-            reason = (f"{entry.gt or 'projected LiDAR'}: no ground-truth pixel in {min_depth:g}-{max_depth:g} m"
+            used = entry.gt if source == "annotated" else f"LiDAR scan {entry.velodyne}"
+            reason = (f"{used}: no ground-truth pixel in {min_depth:g}-{max_depth:g} m"
                       + (f" inside the {crop} crop" if crop else ""))
             log.warning("skipping %s (line %d): %s", entry.name, entry.line_no, reason)
             res.skipped.append({"line": entry.line_no, "name": entry.name, "reason": reason})
@@ -266,12 +324,37 @@ def evaluate(entries: list[SplitEntry], pipeline, out_dir=None, ground: str = "n
                          if res.per_frame else float("nan") for k in ("abs_rel", "rmse", "d1")}
     res.latency = report.latency_stats(r["latency_ms"] for r in res.per_frame)
     if out_dir is not None:
-        write_report(res, Path(out_dir), pipeline, pvt, entries, ground, camera_height, crop, model_name, plots)
+        write_report(res, Path(out_dir), pipeline, pvt, entries, ground, camera_height, crop, model_name, plots,
+                     min_depth, max_depth)
     return res
 
 
+GT_SOURCES = {
+    "annotated": "KITTI annotated depth (proj_depth/groundtruth PNGs)",
+    "velodyne": "raw LiDAR, built as the peers' Eigen raw protocol (depth = LiDAR x, pixel round(u)-1, "
+                "round(v)-1, nearest return)",
+}
+
+
+def gt_source_counts(per_frame: list) -> dict:
+    counts = {k: 0 for k in GT_SOURCES}
+    for r in per_frame:
+        counts[r["gt_source"]] = counts.get(r["gt_source"], 0) + 1
+    return counts
+
+
+def _gt_source_lines(counts: dict) -> list[str]:
+    lines = ["- ground truth: " + "; ".join(f"{n} frames {GT_SOURCES.get(k, k)}" for k, n in counts.items() if n)
+             if any(counts.values()) else "- ground truth: no frame scored"]
+    if sum(1 for n in counts.values() if n) > 1:
+        lines.append("- **warning: mixed ground truth**: the means average frames scored against annotated depth and "
+                     "frames scored against raw LiDAR, two protocols whose published figures differ; pass --gt-root "
+                     "with annotated depth for every frame, or a split of one kind (per_frame.csv's gt_source)")
+    return lines
+
+
 def write_report(res: KittiEvalResult, out: Path, pipeline, pvt, entries, ground, camera_height, crop,
-                 model_name: str, plots: bool) -> None:
+                 model_name: str, plots: bool, min_depth: float = M.MIN_DEPTH, max_depth: float = M.MAX_DEPTH) -> None:
     out.mkdir(parents=True, exist_ok=True)
     report.write_csv(out / "per_frame.csv", res.per_frame or [{"name": "", "note": "no frame evaluated"}])
     if res.skipped:
@@ -281,24 +364,30 @@ def write_report(res: KittiEvalResult, out: Path, pipeline, pvt, entries, ground
         res.files["error_by_distance"] = report.plot_error_by_distance(res.bins, out / "error_by_distance.png")
         res.files["pred_vs_true"] = pvt.plot(out / "pred_vs_true.png")
         rows = []
-        by_name = {e.name: e for e in entries}
+        by_line = {e.line_no: e for e in entries}  # a line is one frame; a name may repeat in a split
         for label, i in report.pick_best_median_worst(res.per_frame):
             r = res.per_frame[i]
-            frame, gt, _ = frame_for(by_name[r["name"]], ground, camera_height)
+            frame, gt, _ = frame_for(by_line[r["line"]], ground, camera_height)
             o = pipeline.process(frame)
-            rows.append({"title": f"{label}: {Path(r['name']).stem}\nAbsRel {r['abs_rel']:.3f}", "rgb": frame.rgb,
+            cam = next((p + " " for p in Path(r["name"]).parts if p in ("image_02", "image_03")), "")
+            rows.append({"title": f"{label}: {cam}{Path(r['name']).stem}\nAbsRel {r['abs_rel']:.3f}", "rgb": frame.rgb,
                          "embodied": o.embodied.depth, "pred": o.depth, "gt": gt})
         if rows:
             res.files["examples"] = report.plot_examples(rows, out / "examples.png")
     ground_text = (f"nominal KITTI mounting: camera {camera_height} m above a level road" if ground == "nominal"
                    else "plane fitted to each frame's ground-truth points (uses ground truth: an upper bound)")
+    counts = gt_source_counts(res.per_frame)
+    if sum(1 for n in counts.values() if n) > 1:
+        log.warning("mixed ground truth: %s; the means average both (see %s)",
+                    ", ".join(f"{n} frames {k}" for k, n in counts.items() if n), out / "summary.md")
     lines = [
         "# KITTI depth evaluation", "",
         f"- model: {model_name or pipeline.backend.name}",
         f"- frames evaluated: {len(res.per_frame)}; skipped: {len(res.skipped)}",
+        *_gt_source_lines(counts),
         report.no_depth_line(res.per_frame, "name"),
-        f"- protocol: {crop or 'no'} crop, ground truth {M.MIN_DEPTH:g}-{M.MAX_DEPTH:g} m, predictions clamped to that range, "
-        "metrics averaged over frames",
+        f"- protocol: {crop or 'no'} crop, ground truth {min_depth:g}-{max_depth:g} m, predictions clamped to that "
+        "range, metrics averaged over frames",
         f"- ground plane for the embodied depth: {ground_text}",
         f"- latency (pipeline.process, this machine): {_lat(res.latency)}", "",
         "## Summary (peers' layout; published numbers are on the full Eigen split of 652/697 frames)", "",
@@ -316,7 +405,8 @@ def write_report(res: KittiEvalResult, out: Path, pipeline, pvt, entries, ground
     report.write_json(out / "summary.json", {
         "mean": res.mean, "embodied_mean": res.embodied_mean, "latency": res.latency,
         "frames": len(res.per_frame), "frames_without_depth": sum(1 for r in res.per_frame if r["note"]),
-        "skipped": res.skipped, "ground": ground, "crop": crop,
+        "skipped": res.skipped, "ground": ground, "crop": crop, "min_depth": min_depth, "max_depth": max_depth,
+        "gt_sources": counts, "gt_mixed": sum(1 for n in counts.values() if n) > 1,
         "by_distance": {f"{lo:g}-{hi:g}": {"pixels": s.n, **s.metrics()} for (lo, hi), s in sorted(res.bins.items())},
     })
     res.files["summary_md"] = out / "summary.md"
