@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k = sub.add_parser("kitti", help="KITTI Eigen split: Garg crop, 1e-3-80 m, nine metrics, plots")
     k.add_argument("--root", required=True, help="KITTI raw data folder (holds <date>/<drive>/image_02/...)")
     k.add_argument("--split", required=True, help="split file: '<image> <gt> <focal>' or '<date>/<drive> <idx> l' lines")
-    k.add_argument("--gt-root", default=None, help="annotated depth folder (default: --root)")
+    k.add_argument("--gt-root", default=None,
+                   help="annotated depth folder: <drive>/proj_depth/groundtruth/... or KITTI's train/<drive>, "
+                        "val/<drive> (default: --root; Eigen lines without annotated depth use raw LiDAR)")
     k.add_argument("--calib", default=None, help="folder with calib_cam_to_cam.txt (default: root/<date>)")
     k.add_argument("--ground", choices=("nominal", "fit-gt"), default="nominal",
                    help="ground plane for the embodied depth: nominal mounting, or fitted to the GT (upper bound)")
