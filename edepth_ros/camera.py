@@ -7,12 +7,16 @@ pixel's ray is X = z * r.
 Which matrix gives the rays:
 - rectified images (D empty/all zero, or ``rectified=True``): P[:3, :3] when P is set, else K.
   P's translation column (a stereo camera's baseline, KITTI's P2) does not move this camera's
-  rays; it says where this camera's centre sits in the reference camera's frame, exposed as
-  ``stereo_offset`` (metres) and used when transforming points from another sensor (KITTI LiDAR).
+  rays; it is the translation from the reference camera's frame to this camera's frame
+  (X_this = X_ref + stereo_offset, so this camera's centre sits at -stereo_offset in the reference
+  frame), exposed as ``stereo_offset`` (metres) and used when transforming points from another
+  sensor (KITTI LiDAR).
   With R not the identity (a stereo pair), rays are in the rectified frame; ``rect_from_optical``
   rotates optical-frame vectors (a tf ground plane) into it.
 - distorted images (non-zero D): K and D, rays undistorted with OpenCV (plumb_bob and
-  rational_polynomial through cv2.undistortPoints, equidistant through cv2.fisheye).
+  rational_polynomial through cv2.undistortPoints, equidistant through cv2.fisheye). Projection
+  gives NaN for points outside what the image sees: far off axis the distortion polynomial folds
+  back, and OpenCV would put such points (a 360-degree LiDAR's) inside the image at other pixels.
 
 Resizing and cropping map pixel centres exactly (u' + 0.5 = s (u + 0.5)), the convention of
 cv2.resize, so depth computed on a resized image stays exact.
@@ -21,6 +25,7 @@ cv2.resize, so depth computed on a resized image stays exact.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any, Optional
 
 import numpy as np
@@ -35,6 +40,9 @@ SUPPORTED_DISTORTION = {
 
 _RAYS_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _RAYS_CACHE_SIZE = 8
+_VIEW_CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
+_VIEW_CACHE_SIZE = 64
+_VIEW_MARGIN_PX = 2.0  # how far beyond its edges' box a distorted camera still projects points (pixels)
 _MAX_PIXELS = 2 ** 27
 _CENTRAL = (0.05, 0.95)  # where a CameraInfo's principal point may lie, as a fraction of the size
 _UNDISTORT_TOLERANCE_PX = 0.05  # a sound calibration inverts to ~1e-4 px; a folded one is off by pixels
@@ -70,6 +78,31 @@ def _vector(value, field: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise CameraModelError(f"{field}: contains NaN or infinity; recalibrate the camera")
     return arr.ravel()
+
+
+@lru_cache(maxsize=64)
+def _fold_radius(distortion_model: str, D: tuple) -> float:
+    """The normalised radius |(x/z, y/z)| up to which the radial distortion keeps moving points
+    outwards (inf when it always does). Beyond it the polynomial folds back: points there land at
+    the pixels of points nearer the axis. Tangential and thin-prism terms are left out (small
+    wherever a calibration holds; the view's bounds keep projection there)."""
+    r = np.geomspace(1e-3, 1e6, 30001)  # steps of 0.07%
+    k = np.zeros(14)
+    k[:len(D)] = D
+    with np.errstate(all="ignore"):
+        if distortion_model == "equidistant":
+            t = np.arctan(r)
+            t2 = t * t
+            g = t * (1 + t2 * (k[0] + t2 * (k[1] + t2 * (k[2] + t2 * k[3]))))
+            valid = np.isfinite(g)
+        else:  # plumb_bob, rational_polynomial: k1 k2 p1 p2 k3 k4 k5 k6 ...
+            r2 = r * r
+            den = 1 + r2 * (k[5] + r2 * (k[6] + r2 * k[7]))
+            g = r * (1 + r2 * (k[0] + r2 * (k[1] + r2 * k[4]))) / den
+            valid = np.isfinite(g) & (den > 0)
+        grows = valid[:-1] & valid[1:] & (np.diff(g) > 0)
+    fold = np.flatnonzero(~grows)
+    return float(r[fold[0]]) if fold.size else float("inf")
 
 
 def _check_intrinsics(Kmat: np.ndarray, field: str) -> None:
@@ -424,15 +457,67 @@ class CameraModel:
         outline = np.concatenate([np.stack([eu, np.full_like(eu, edge)], 1) for edge in (-0.5, H - 0.5)]
                                  + [np.stack([np.full_like(ev, edge), ev], 1) for edge in (-0.5, W - 0.5)])
         pixels = np.concatenate([np.stack([uu.ravel(), vv.ravel()], axis=1), outline])
+        und = self._undistort(pixels)
+        self._check_undistortion(und, pixels)
+        out[..., :2] = und[: H * W].reshape(H, W, 2)
+        return out
+
+    def _undistort(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 2) pixels of a distorted camera -> (N, 2) normalised coordinates (x/z, y/z)."""
+        import cv2
+
         crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-10)
         if self.distortion_model == "equidistant":
             und = cv2.fisheye.undistortPoints(pixels.reshape(-1, 1, 2), self.K, self.D, criteria=crit)
         else:
             und = cv2.undistortPoints(pixels.reshape(-1, 1, 2), self.K, self.D, criteria=crit)
-        und = und.reshape(-1, 2)
-        self._check_undistortion(und, pixels)
-        out[..., :2] = und[: H * W].reshape(H, W, 2)
-        return out
+        return und.reshape(-1, 2)
+
+    def _distort(self, points_cam: np.ndarray) -> np.ndarray:
+        """(N, 3) points in front of a distorted camera -> (N, 2) pixels, OpenCV's model as is (it
+        folds far off axis; project() keeps such points out)."""
+        import cv2
+
+        obj = points_cam.reshape(-1, 1, 3)
+        zero = np.zeros(3)
+        if self.distortion_model == "equidistant":
+            img, _ = cv2.fisheye.projectPoints(obj, zero, zero, self.K, self.D)
+        else:
+            img, _ = cv2.projectPoints(obj, zero, zero, self.K, self.D)
+        return img.reshape(-1, 2)
+
+    def _view_bounds(self) -> tuple[float, float, float, float, float]:
+        """(x_lo, x_hi, y_lo, y_hi, r_fold) of a distorted camera, normalised (x/z, y/z): the box its
+        pixels see, widened by _VIEW_MARGIN_PX pixels, and the radius where its distortion folds back."""
+        key = self.key()
+        bounds = _VIEW_CACHE.get(key)
+        if bounds is not None:
+            _VIEW_CACHE.move_to_end(key)
+            return bounds
+        W, H = self.width, self.height
+        # each side's outer edge and the pixel centres half a pixel inside it: their difference is
+        # half a pixel there in normalised units, the distortion's stretch included
+        vs = np.concatenate([[-0.5], np.arange(H), [H - 0.5]])
+        us = np.concatenate([[-0.5], np.arange(W), [W - 0.5]])
+        vc, uc = np.clip(vs, 0, H - 1), np.clip(us, 0, W - 1)
+        sides = [(np.full_like(vs, edge), vs, np.full_like(vs, inner), vc)
+                 for edge, inner in ((-0.5, 0), (W - 0.5, W - 1))]
+        sides += [(us, np.full_like(us, edge), uc, np.full_like(us, inner))
+                  for edge, inner in ((-0.5, 0), (H - 0.5, H - 1))]
+        pixels = np.concatenate([np.stack([eu, ev], 1) for eu, ev, _, _ in sides]
+                                + [np.stack([iu, iv], 1) for _, _, iu, iv in sides])
+        und = self._undistort(pixels)
+        self._check_undistortion(und, pixels)  # an uninvertible D is named here, not left as a NaN box
+        n = len(pixels) // 2
+        edge, inner = und[:n], und[n:]
+        wide = edge + 2 * _VIEW_MARGIN_PX * (edge - inner)
+        a, b, c = len(vs), 2 * len(vs), 2 * len(vs) + len(us)
+        bounds = (float(wide[:a, 0].min()), float(wide[a:b, 0].max()), float(wide[b:c, 1].min()),
+                  float(wide[c:, 1].max()), _fold_radius(self.distortion_model, tuple(self.D.tolist())))
+        _VIEW_CACHE[key] = bounds
+        while len(_VIEW_CACHE) > _VIEW_CACHE_SIZE:
+            _VIEW_CACHE.popitem(last=False)
+        return bounds
 
     def _check_undistortion(self, und: np.ndarray, pixels: np.ndarray) -> None:
         # strong D folds the distortion curve back on itself inside the image: OpenCV's iteration
@@ -440,7 +525,7 @@ class CameraModel:
         with np.errstate(all="ignore"):
             finite = np.isfinite(und).all(axis=1) & (np.abs(und) < 1e6).all(axis=1)
             rays = np.concatenate([np.where(finite[:, None], und, 0.0), np.ones((len(und), 1))], axis=1)
-            u, v, _ = self.project(rays)
+            u, v = self._distort(rays).T
             err = np.where(finite, np.hypot(u - pixels[:, 0], v - pixels[:, 1]), np.inf)
         bad = ~(err <= _UNDISTORT_TOLERANCE_PX)
         if bad.any():
@@ -456,7 +541,10 @@ class CameraModel:
 
     # ----------------------------------------------------------------- projection
     def project(self, points_cam) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Project (N, 3) points in this camera's frame: (u, v, z); u, v NaN where z <= 0."""
+        """Project (N, 3) points in this camera's frame: (u, v, z); u, v NaN where z <= 0 and, for a
+        distorted camera, where the point lies outside what the image sees (the box of normalised
+        coordinates its pixels cover, widened by _VIEW_MARGIN_PX pixels) or past the radius where the
+        distortion folds back."""
         pts = np.asarray(points_cam, dtype=np.float64).reshape(-1, 3)
         z = pts[:, 2]
         front = z > 0
@@ -468,16 +556,16 @@ class CameraModel:
             u[front] = self.K[0, 0] * xn + self.K[0, 1] * yn + self.K[0, 2]
             v[front] = self.K[1, 1] * yn + self.K[1, 2]
         elif front.any():
-            import cv2
-
-            obj = pts[front].reshape(-1, 1, 3)
-            zero = np.zeros(3)
-            if self.distortion_model == "equidistant":
-                img, _ = cv2.fisheye.projectPoints(obj, zero, zero, self.K, self.D)
-            else:
-                img, _ = cv2.projectPoints(obj, zero, zero, self.K, self.D)
-            img = img.reshape(-1, 2)
-            u[front], v[front] = img[:, 0], img[:, 1]
+            # far off axis the distortion polynomial folds back and OpenCV puts points (a 360-degree
+            # LiDAR's) inside the image at other pixels' places: only what the image sees is projected
+            x_lo, x_hi, y_lo, y_hi, r_fold = self._view_bounds()
+            idx = np.flatnonzero(front)
+            xn, yn = pts[idx, 0] / z[idx], pts[idx, 1] / z[idx]
+            seen = (xn >= x_lo) & (xn <= x_hi) & (yn >= y_lo) & (yn <= y_hi) & (xn * xn + yn * yn < r_fold * r_fold)
+            idx = idx[seen]
+            if idx.size:
+                img = self._distort(pts[idx])
+                u[idx], v[idx] = img[:, 0], img[:, 1]
         return u, v, z
 
 

@@ -48,7 +48,7 @@ def test_camera_info_message_duck_typed_uses_P_for_rectified():
     cam = CameraModel.from_camera_info(info)
     assert cam.rectified and cam.frame_id == "cam2_optical"
     assert cam.fx == pytest.approx(721.5377) and cam.cx == pytest.approx(609.5593)
-    # P's translation column is the camera centre offset, not part of the rays
+    # P's translation column takes the reference camera's frame to this one's, not part of the rays
     np.testing.assert_allclose(cam.stereo_offset, np.linalg.solve(np.reshape(P_KITTI2, (3, 4))[:, :3],
                                                                    np.reshape(P_KITTI2, (3, 4))[:, 3]))
     assert cam.stereo_offset[0] == pytest.approx(0.0599, abs=1e-3)
@@ -59,6 +59,13 @@ def test_stereo_right_camera_baseline():
     p = [700, 0, 600, -700 * 0.54, 0, 700, 180, 0, 0, 0, 1, 0]
     cam = CameraModel.from_camera_info(width=1242, height=375, k=[700, 0, 600, 0, 700, 180, 0, 0, 1], p=p)
     np.testing.assert_allclose(cam.stereo_offset, [-0.54, 0, 0])
+    # X_this = X_ref + stereo_offset: P projects a left-frame point as K does the shifted one, and the
+    # right camera's centre sits at -stereo_offset (0.54 m to the right) in the left frame
+    X_ref = np.array([[1.0, -0.5, 12.0]])
+    uvw = np.reshape(p, (3, 4)) @ np.append(X_ref[0], 1.0)
+    u, v, _ = cam.project(X_ref + cam.stereo_offset)
+    assert (u[0], v[0]) == pytest.approx((uvw[0] / uvw[2], uvw[1] / uvw[2]), abs=1e-9)
+    assert np.allclose(-cam.stereo_offset, [0.54, 0, 0])
 
 
 def test_resized_maps_pixel_centres_exactly():
@@ -234,3 +241,148 @@ def test_a_model_does_not_change_when_the_callers_arrays_do():
     for arr in (cam.K, cam.D, cam.R, cam.resized(320, 240).K, cam.cropped(0, 0, 320, 240).K):
         with pytest.raises(ValueError):
             arr[0] = 1.0
+
+
+# ----------------------------------------------------------------- projection of what the image cannot see
+# a common 2-term calibration: its polynomial r (1 - 0.2 r^2) peaks at r = 1.29 and is back at 0 at r = 2.24
+K_FOLD = [[600, 0, 320], [0, 600, 240], [0, 0, 1]]
+D_FOLD = [-0.2, 0.0, 0, 0, 0]
+DISTORTED = [
+    ("plumb_bob", 640, 480, K_FOLD, D_FOLD),
+    ("plumb_bob", 1392, 512, [960.0, 0, 696.0, 0, 957.0, 224.0, 0, 0, 1], [-0.37, 0.2, 0.002, 0.001, -0.07]),
+    ("rational_polynomial", 1392, 512, [960.0, 0, 696.0, 0, 957.0, 224.0, 0, 0, 1],
+     [-0.3, 0.1, 0.001, 0.0, 0.0, 0.05, 0.02, 0.0]),
+    ("equidistant", 640, 480, [[300, 0, 322], [0, 301, 238], [0, 0, 1]], [0.05, -0.01, 0.002, 0.0]),
+]
+
+
+def _precise_rays(cam, pixels):
+    """float64 rays of (N, 2) pixels, undistorted with OpenCV to well under 1e-6 px."""
+    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 200, 1e-15)
+    pix = np.asarray(pixels, np.float64).reshape(-1, 1, 2)
+    if cam.distortion_model == "equidistant":
+        und = cv2.fisheye.undistortPoints(pix, cam.K, cam.D, criteria=crit)
+    else:
+        und = cv2.undistortPoints(pix, cam.K, cam.D, criteria=crit)
+    und = und.reshape(-1, 2)
+    return np.concatenate([und, np.ones((len(und), 1))], axis=1)
+
+
+def _scan_360(rng_m=10.0):
+    """A 360-degree scan: every direction from straight down to straight up, walls at rng_m."""
+    az = np.radians(np.linspace(-180, 180, 2880, endpoint=False))
+    el = np.radians(np.linspace(-85, 85, 341))
+    A, E = np.meshgrid(az, el)
+    return rng_m * np.stack([np.cos(E) * np.sin(A), np.sin(E), np.cos(E) * np.cos(A)], -1).reshape(-1, 3)
+
+
+def test_a_point_far_off_axis_of_a_distorted_camera_projects_to_nan():
+    """The distortion polynomial folds back far off axis: a point 66 deg off the axis of this camera
+    (whose image sees 31 deg) projected to pixel (308, 240), beside the centre, and became LiDAR
+    ground truth at a wrong place. Points outside what the image sees now project to NaN."""
+    cam = CameraModel(640, 480, K_FOLD, D_FOLD)
+    deg = np.array([0.0, 20.0, 28.0, 35.0, 50.0, 63.0, 66.0, 70.0, 89.0])
+    a = np.radians(deg)
+    pts = np.stack([10 * np.sin(a), np.zeros_like(a), 10 * np.cos(a)], 1)
+    u, v, z = cam.project(pts)
+    np.testing.assert_allclose(z, pts[:, 2])
+    seen = deg <= 28
+    assert np.isfinite(u[seen]).all() and np.isfinite(v[seen]).all()
+    assert np.isnan(u[~seen]).all() and np.isnan(v[~seen]).all(), dict(zip(deg[~seen], u[~seen]))
+    # in view: exactly OpenCV's projection
+    img, _ = cv2.projectPoints(pts[seen].reshape(-1, 1, 3), np.zeros(3), np.zeros(3), cam.K, cam.D)
+    np.testing.assert_array_equal(np.stack([u[seen], v[seen]], 1), img.reshape(-1, 2))
+    # a point a pixel beyond the image's corner still projects (just outside); one 10 px beyond does not
+    near, far = _precise_rays(cam, [[640.5, 480.5], [650.0, 490.0]])
+    u, v, _ = cam.project(np.stack([near, far]) * 5.0)
+    assert (u[0], v[0]) == pytest.approx((640.5, 480.5), abs=1e-6) and np.isnan([u[1], v[1]]).all()
+    # behind the camera: NaN, as before
+    assert np.isnan(cam.project([[0.0, 0.0, -5.0]])[0]).all()
+
+
+def test_fold_radius_is_where_the_radial_distortion_stops_growing():
+    from edepth_ros.camera import _fold_radius
+
+    # r (1 + k1 r^2) grows until 1 + 3 k1 r^2 = 0
+    assert _fold_radius("plumb_bob", (-0.2, 0.0, 0.0, 0.0, 0.0)) == pytest.approx(math.sqrt(1 / 0.6), rel=2e-3)
+    # theta (1 + k1 theta^2) grows until theta = sqrt(-1 / (3 k1)), 1.29 rad, at r = tan(theta)
+    assert _fold_radius("equidistant", (-0.2, 0.0, 0.0, 0.0)) == pytest.approx(math.tan(math.sqrt(1 / 0.6)),
+                                                                                rel=2e-3)
+    # a denominator reaching zero ends it too: 1 - 0.25 r^2 at r = 2
+    assert _fold_radius("rational_polynomial", (0, 0, 0, 0, 0, -0.25, 0, 0)) <= 2.0
+    assert _fold_radius("plumb_bob", (0.1, 0.01, 0.0, 0.0, 0.0)) == math.inf
+    # a point past the fold projects to NaN even where the view's box would hold it
+    cam = CameraModel(640, 480, K_FOLD, D_FOLD)
+    x_lo, x_hi, y_lo, y_hi, r_fold = cam._view_bounds()
+    assert r_fold == _fold_radius("plumb_bob", tuple(D_FOLD)) and math.hypot(x_hi, y_hi) < r_fold
+
+
+@pytest.mark.parametrize("model,w,h,K,D", DISTORTED)
+def test_in_view_points_of_distorted_cameras_round_trip_exactly(model, w, h, K, D):
+    """Pixel -> ray -> project within 1e-6 px everywhere in the image, its corners and outer edges
+    included, also for resized and cropped models: the view check keeps nothing the image sees out."""
+    cam = CameraModel(w, h, K, D, distortion_model=model)
+    for c in (cam, cam.resized(w // 2, h // 2), cam.cropped(w // 4, h // 5, w // 2, h // 2)):
+        W, H = c.width, c.height
+        vs, us = np.mgrid[0:H:max(1, H // 23), 0:W:max(1, W // 31)]
+        edges = [(-0.5, -0.5), (W - 0.5, -0.5), (-0.5, H - 0.5), (W - 0.5, H - 0.5), (0, 0), (W - 1, 0),
+                 (0, H - 1), (W - 1, H - 1), (-0.5, H / 2), (W - 0.5, H / 2), (W / 2, -0.5), (W / 2, H - 0.5)]
+        pixels = np.concatenate([np.stack([us.ravel(), vs.ravel()], 1), np.array(edges, np.float64)])
+        depth = np.linspace(0.5, 80.0, len(pixels))[:, None]
+        u, v, z = c.project(_precise_rays(c, pixels) * depth)
+        np.testing.assert_allclose(z, depth[:, 0])
+        assert np.isfinite(u).all() and np.isfinite(v).all()
+        err = np.hypot(u - pixels[:, 0], v - pixels[:, 1])
+        assert err.max() < 1e-6, (c, pixels[np.argmax(err)], err.max())
+
+
+@pytest.mark.parametrize("model,w,h,K,D", DISTORTED)
+def test_a_360_degree_scan_lands_only_where_the_image_sees_it(model, w, h, K, D):
+    """Every point of a 360-degree scan that projects into the image lies along its pixel's ray (a
+    folded point landed at a pixel whose ray points tens of degrees away), and every point that
+    the image sees does project."""
+    cam = CameraModel(w, h, K, D, distortion_model=model)
+    pts = _scan_360()
+    u, v, _ = cam.project(pts)
+    ui, vi = np.floor(u + 0.5), np.floor(v + 0.5)
+    inside = np.isfinite(ui) & np.isfinite(vi) & (ui >= 0) & (vi >= 0) & (ui < w) & (vi < h)
+    assert inside.sum() > 1000
+    rays = cam.rays().astype(np.float64)
+    ray = rays[vi[inside].astype(np.int64), ui[inside].astype(np.int64)]
+    d = pts[inside]
+    cos = np.einsum("ij,ij->i", ray, d) / np.linalg.norm(ray, axis=1) / np.linalg.norm(d, axis=1)
+    angle = np.arccos(np.clip(cos, -1.0, 1.0))
+    # a pixel's rays and its neighbour's: no point may be farther off its pixel's ray than that
+    step = np.arccos(np.clip(np.einsum("ijk,ijk->ij", rays[1:, 1:], rays[:-1, :-1])
+                             / np.linalg.norm(rays[1:, 1:], axis=2) / np.linalg.norm(rays[:-1, :-1], axis=2), -1, 1))
+    assert np.degrees(angle.max()) <= np.degrees(step.max()), \
+        f"{np.count_nonzero(angle > step.max())} points land at pixels whose rays point up to " \
+        f"{np.degrees(angle.max()):.1f} deg away"
+    # the scan's points inside the view the image's pixels cover all project
+    und = np.stack([pts[:, 0] / pts[:, 2], pts[:, 1] / pts[:, 2]], 1)
+    xr, yr = rays[..., 0], rays[..., 1]
+    covered = (pts[:, 2] > 0) & (und[:, 0] > xr[:, 0].max()) & (und[:, 0] < xr[:, -1].min()) \
+        & (und[:, 1] > yr[0].max()) & (und[:, 1] < yr[-1].min())
+    assert covered.sum() > 500 and inside[covered].all()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: CameraModel.from_intrinsics(721.5377, 721.5377, 609.5593, 172.854, 1242, 375),
+    lambda: CameraModel(640, 480, [[600, 3.5, 320], [0, 610, 240], [0, 0, 1]]),
+    lambda: CameraModel.from_camera_info(width=1242, height=375, k=K_KITTI, p=P_KITTI2),
+    lambda: CameraModel.from_camera_info(width=1242, height=375, k=[900, 0, 620, 0, 900, 180, 0, 0, 1],
+                                         d=[-0.3, 0.1, 0, 0, 0], p=P_KITTI2, rectified=True),
+])
+def test_rectified_cameras_project_exactly_as_before(make):
+    """D = 0 (or image_rect): no view check, the pinhole formula bit for bit, also far off axis."""
+    cam = make()
+    assert cam.rectified
+    rng = np.random.default_rng(3)
+    pts = np.concatenate([_scan_360()[::7], rng.normal(0, 20, (2000, 3)), [[50.0, -30.0, 0.5], [1.0, 1.0, 0.0]]])
+    u, v, z = cam.project(pts)
+    front = pts[:, 2] > 0
+    xn, yn = pts[front, 0] / pts[front, 2], pts[front, 1] / pts[front, 2]
+    np.testing.assert_array_equal(u[front], cam.K[0, 0] * xn + cam.K[0, 1] * yn + cam.K[0, 2])
+    np.testing.assert_array_equal(v[front], cam.K[1, 1] * yn + cam.K[1, 2])
+    assert np.isnan(u[~front]).all() and np.isnan(v[~front]).all()
+    np.testing.assert_array_equal(z, pts[:, 2])
