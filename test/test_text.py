@@ -43,10 +43,45 @@ def test_instances_need_known_depth_and_size():
     depth[50:80, 20:80] = np.nan  # the near car has no depth: it cannot be described
     names = [o["depth"] for o in object_instances(labels, depth)]
     assert 9.5 not in names and len(names) == 2
-    labels[0:2, 0:2] = 13  # a 4-pixel speck is not an object
+    labels[100:102, 0:2] = 13  # a 4-pixel speck with depth is still not an object (the size rule)
     assert len(object_instances(labels, depth)) == 2
+    assert len(object_instances(labels, depth, min_pixels=1)) == 3  # was in the sky: dropped for its NaN depth
     with pytest.raises(TextError, match="same"):
         object_instances(labels, depth[:10])
+
+
+def _blank(h=60, w=80):
+    return np.full((h, w), 10, np.uint8), np.full((h, w), np.nan, np.float32)
+
+
+def test_an_object_cut_by_another_in_front_is_one_instance():
+    """Was: every connected piece was an object: a pole cut by its sign gave two pole sentences, a car
+    behind a pole two cars (and 'with 2 cars' in the caption)."""
+    labels, depth = _blank()
+    labels[10:50, 40:42], depth[10:50, 40:42] = 5, 10.0  # a pole
+    labels[20:26, 37:45], depth[20:26, 37:45] = 7, 9.9  # its sign, in front of it
+    assert [o["name"] for o in object_instances(labels, depth)] == ["traffic sign", "pole"]
+    labels, depth = _blank()
+    labels[30:45, 20:60], depth[30:45, 20:60] = 13, 20.0  # a car
+    labels[5:55, 38:42], depth[5:55, 38:42] = 5, 8.0  # a pole in front of it
+    scene = describe_scene(labels, depth)
+    assert scene[1:] == ["a pole 8.0 m ahead, the closest object", "a car 20.0 m ahead, the 2nd closest object"]
+    assert scene[0].endswith("with a car")
+    # two cars of the same depth that only a pole separates are taken as one: the depth decides
+    depth[30:45, 42:60] = 26.0
+    assert [round(o["depth"]) for o in object_instances(labels, depth)] == [8, 20, 26]
+
+
+def test_touching_objects_at_different_depths_are_two_instances():
+    """Was: one connected piece of a class was one object: a car at 10 m touching one at 30 m in the
+    image gave one sentence, and the farther car was never described."""
+    labels, depth = _blank()
+    labels[30:45, 10:40], depth[30:45, 10:40] = 13, 10.0
+    labels[30:45, 40:70], depth[30:45, 40:70] = 13, 30.0
+    assert describe_objects(labels, depth) == ["a car 10.0 m on the left, the closest object",
+                                               "a car 30.0 m on the right, the 2nd closest object"]
+    depth[30:45, 10:70] = np.linspace(10.0, 12.0, 60, dtype=np.float32)  # one car seen obliquely: smooth depth
+    assert len(object_instances(labels, depth)) == 1
 
 
 def test_caption_from_segmentation_only():
@@ -239,3 +274,40 @@ def test_an_image_without_sentences_is_refused_one_at_a_time_or_batched(tmp_path
         cache.get([])
     with pytest.raises(TextError, match="image 1: an image needs at least one sentence"):
         cache.get_many([["a road."], []])
+
+
+def test_a_warm_cache_of_a_local_folder_re_encodes_an_entry_of_the_wrong_size(tmp_path):
+    """Was: a local sentence-transformers folder's size is unknown until its model loads, and a warm
+    cache never loads it: a 100-d entry in a 24-d cache was returned as it was."""
+    sentences = ["a street scene with road", "a car 9.5 m ahead, the closest object"]
+    folder = _fake_folder(tmp_path / "st" / "model")
+    first = EmbeddingCache(tmp_path / "c", model=folder)
+    first._encoder = FakeEncoder(dim=24)
+    good = first.get(sentences)
+    np.save(first.path_for(sentences), np.ones(100, np.float32))
+    warm = EmbeddingCache(tmp_path / "c", model=folder)
+    assert warm.dim == 24  # recorded with the first entry, known without the model
+    warm._factory = lambda: FakeEncoder(dim=24)
+    np.testing.assert_array_equal(warm.get(sentences), good)
+    assert warm.misses == 1
+
+
+def test_cache_entries_are_as_readable_as_the_users_files_and_an_unwritable_folder_is_named(tmp_path):
+    """Was: entries were written 0600 (mkstemp), so a cache built by root in a container could not be
+    read by the user sharing it; a folder that cannot be written gave an OSError naming a temp file."""
+    sentences = ["a street scene with road"]
+    old = os.umask(0o022)
+    try:
+        cache = EmbeddingCache(tmp_path / "c")
+    finally:
+        os.umask(old)
+    cache._encoder = FakeEncoder()
+    cache.get(sentences)
+    assert cache.path_for(sentences).stat().st_mode & 0o777 == 0o644
+    assert not list(cache.root.rglob("*.tmp"))
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    cache = EmbeddingCache(blocked)
+    cache._encoder = FakeEncoder()
+    with pytest.raises(TextError, match=rf"text cache folder '{blocked}/.*' cannot be written .* text.cache_dir"):
+        cache.get(sentences)

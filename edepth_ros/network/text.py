@@ -53,11 +53,38 @@ def _plural(word: str, n: int) -> str:
     return f"{n} {PLURALS.get(word, word + 's')}"
 
 
-def object_instances(labels: np.ndarray, depth: np.ndarray, min_pixels: int = 0) -> list[dict]:
-    """Connected components of the object classes with their median depth (metres) and position.
+# Neighbouring pixels whose depths differ by more than this (|log ratio|, about 10%) belong to two
+# objects: two cars touching in the image, 10 m and 30 m away, are two instances, not one.
+DEPTH_JUMP = 0.1
+# Pieces of one class separated by another object in front (a pole's sign, a pole before a car) are
+# one instance when their median depths agree to this (|log ratio|, about 5%).
+SAME_OBJECT = 0.05
 
-    depth: (H, W) metres, NaN or <= 0 where unknown. Instances with no known depth are dropped.
-    min_pixels defaults to 0.05% of the image (at least 12 pixels).
+
+def _depth_cuts(depth: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Pixels on the far side of a depth jump to any of their 8 neighbours (both depths known)."""
+    logd = np.log(np.where(known, depth, np.nan))
+    cut = np.zeros(depth.shape, bool)
+    h, w = depth.shape
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):  # each neighbour pair once
+        src = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
+        dst = (slice(dy, h), slice(max(0, dx), w - max(0, -dx)))
+        a, b = logd[src], logd[dst]
+        with np.errstate(invalid="ignore"):
+            jump = np.abs(a - b) > DEPTH_JUMP
+        cut[dst] |= jump & (b > a)  # the farther pixel of the pair: the nearer object stays whole
+        cut[src] |= jump & (a > b)
+    return cut
+
+
+def object_instances(labels: np.ndarray, depth: np.ndarray, min_pixels: int = 0) -> list[dict]:
+    """Object instances of the object classes with their median depth (metres) and position.
+
+    An instance is a connected piece of one class, cut where the depth jumps (DEPTH_JUMP) and joined
+    with the other pieces of its class that another object separates from it (a sign on a pole, a
+    pole in front of a car) where their median depths agree (SAME_OBJECT). depth: (H, W) metres, NaN
+    or <= 0 where unknown. Instances with no known depth are dropped. min_pixels defaults to 0.05% of
+    the image (at least 12 pixels).
     """
     import cv2
 
@@ -68,20 +95,38 @@ def object_instances(labels: np.ndarray, depth: np.ndarray, min_pixels: int = 0)
     h, w = labels.shape
     min_pixels = min_pixels or max(12, int(0.0005 * h * w))
     known = np.isfinite(depth) & (depth > 0)
+    cut = _depth_cuts(depth, known)
+    objects = np.isin(labels, OBJECT_CLASSES)
     out = []
     for cls in OBJECT_CLASSES:
-        mask = (labels == cls).astype(np.uint8)
+        mask = labels == cls
         if not mask.any():
             continue
-        n, comp, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        n, comp = cv2.connectedComponents((mask & ~cut).astype(np.uint8), connectivity=8)
+        # pieces that touch through other objects' pixels (their occluders) are candidates to join
+        _, group = cv2.connectedComponents((mask | objects).astype(np.uint8), connectivity=8)
+        pieces = []
         for i in range(1, n):
-            if stats[i, cv2.CC_STAT_AREA] < min_pixels:
+            sel = comp == i
+            d = depth[sel & known]
+            pieces.append(dict(sel=sel, group=int(group[sel][0]), depth=float(np.median(d)) if d.size else None))
+        clusters: list[list[dict]] = []
+        for piece in sorted(pieces, key=lambda p: (p["group"], p["depth"] if p["depth"] is not None else np.inf)):
+            last = clusters[-1] if clusters else None
+            if (last is not None and piece["depth"] is not None and last[0]["group"] == piece["group"]
+                    and last[-1]["depth"] is not None
+                    and abs(np.log(piece["depth"] / last[-1]["depth"])) <= SAME_OBJECT):
+                last.append(piece)
+            else:
+                clusters.append([piece])
+        for cluster in clusters:
+            sel = np.logical_or.reduce([p["sel"] for p in cluster])
+            pixels = int(sel.sum())
+            if pixels < min_pixels or (sel & known).sum() < 4:
                 continue
-            sel = (comp == i) & known
-            if sel.sum() < 4:
-                continue
-            out.append(dict(cls=int(cls), name=CLASS_NAMES[int(cls)], depth=float(np.median(depth[sel])),
-                            u=float(cents[i][0]) / w, pixels=int(stats[i, cv2.CC_STAT_AREA])))
+            us = np.nonzero(sel)[1]
+            out.append(dict(cls=int(cls), name=CLASS_NAMES[int(cls)], depth=float(np.median(depth[sel & known])),
+                            u=float(us.mean()) / w, pixels=pixels))
     out.sort(key=lambda o: o["depth"])
     return out
 
@@ -293,6 +338,9 @@ def _require_sentences(sentences: Sequence[str], where: str = "") -> None:
         raise TextError(f"text: {where}an image needs at least one sentence (its caption)")
 
 
+DIM_FILE = "dim.json"  # in a cache folder whose encoder's size is not known without loading it
+
+
 class EmbeddingCache:
     """Per-image text embeddings on disk, keyed by encoder and text, so training encodes each once.
 
@@ -318,6 +366,11 @@ class EmbeddingCache:
             name = "-".join([folder.resolve().name] + ([str(self.dim)] if self.dim else [])
                             + [folder_fingerprint(folder)])
         self.root = Path(root) / f"{kind}-{name}"
+        if self.dim is None:  # a local folder whose size its config does not give: the first entry recorded it
+            self.dim = self._recorded_dim()
+        umask = os.umask(0)
+        os.umask(umask)
+        self._mode = 0o666 & ~umask  # entries as readable as any file the user writes (mkstemp gives 0600)
         self._factory = lambda: make_encoder(kind, model, device)
         self._encoder = None
         self.hits = 0
@@ -332,6 +385,29 @@ class EmbeddingCache:
     def path_for(self, sentences: Sequence[str]) -> Path:
         key = hashlib.sha256(json.dumps(list(sentences)).encode()).hexdigest()
         return self.root / key[:2] / f"{key}.npy"
+
+    def _recorded_dim(self) -> Optional[int]:
+        try:
+            dim = json.loads((self.root / DIM_FILE).read_text())["dim"]
+        except Exception:  # none yet, or damaged: entries are checked once the encoder gives its size
+            return None
+        return dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
+
+    def _write_atomic(self, path: Path, write) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        except OSError as exc:
+            raise TextError(f"text cache folder '{self.root}' cannot be written ({exc.strerror}); set text.cache_dir "
+                            "(or EDEPTH_TEXT_CACHE) to a folder you can write") from None
+        try:
+            os.fchmod(fd, self._mode)
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def _load(self, sentences: Sequence[str]) -> Optional[np.ndarray]:
         """The cached vector, or None when it is missing or damaged (then it is re-encoded and overwritten)."""
@@ -362,12 +438,10 @@ class EmbeddingCache:
         return out  # type: ignore[return-value]
 
     def _store(self, sentences: Sequence[str], vec: np.ndarray) -> np.ndarray:
-        path = self.path_for(sentences)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npy")
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, vec)
-        os.replace(tmp, path)
+        self._write_atomic(self.path_for(sentences), lambda fh: np.save(fh, vec))
+        if self.dim is None:  # later runs check entries against it before any encoder is built
+            self.dim = int(vec.shape[0])
+            self._write_atomic(self.root / DIM_FILE, lambda fh: fh.write(json.dumps({"dim": self.dim}).encode()))
         return vec
 
     def get(self, sentences: Sequence[str]) -> np.ndarray:
