@@ -139,7 +139,16 @@ def read_texts(source: str) -> list:
     lists of sentences), or {"texts": [...]}.
     """
     if source == "synthetic" or source.startswith("synthetic:"):
-        return _synthetic_texts(int(source.split(":", 1)[1]) if ":" in source else 8)
+        from .commands.arg_types import SYNTHETIC_TEXTS_MAX
+
+        count = source.split(":", 1)[1] if ":" in source else "8"
+        try:
+            n = int(count)
+        except ValueError:
+            raise ExportError(f"--text-from {source}: {count!r} is not a whole number (synthetic:N)") from None
+        if not 1 <= n <= SYNTHETIC_TEXTS_MAX:  # ~0.1 s a frame: a few extra digits would run for days
+            raise ExportError(f"--text-from {source}: N must be in 1..{SYNTHETIC_TEXTS_MAX} (frames to describe)")
+        return _synthetic_texts(n)
     path = Path(source)
     if not path.is_file():
         raise ExportError(f"--text-from {source}: no such file, and not 'synthetic[:N]' (a .txt with one "

@@ -25,18 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..commands.arg_types import image_file, non_negative_int, positive_int, scene_seed
 from ..safe_paths import output_file
 
 TARGETS = {"plane_depth_ms": 1.0, "embodied_ms": 10.0, "ratio": 10.0}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repeat", type=int, default=50, help="timed repetitions of each (default 50)")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0, help="synthetic scene seed")
+    parser.add_argument("--repeat", type=positive_int, default=50, help="timed repetitions of each (default 50)")
+    parser.add_argument("--warmup", type=non_negative_int, default=3, help="untimed calls before each (default 3)")
+    parser.add_argument("--seed", type=scene_seed, default=0, help="synthetic scene seed (0..2**32-1)")
     parser.add_argument("--json", metavar="OUT", default=None, type=output_file, help="also write the JSON here")
-    parser.add_argument("--png", metavar="OUT", default=None, type=output_file,
-                        help="also draw the medians and p95s against the targets (matplotlib)")
+    parser.add_argument("--png", metavar="OUT", default=None, type=image_file,
+                        help="also draw the medians and p95s against the targets (.png, .jpg, .svg or .pdf)")
 
 
 def _stats(times_s: list[float], cpu_s: list[float]) -> dict:
@@ -88,13 +89,49 @@ def reference_depth(camera, plane, labels, groups, radius: float = 3.0) -> np.nd
     return filled
 
 
+def _one_thread():
+    """A context limiting numpy's BLAS pool to one thread (threadpoolctl), or None without threadpoolctl.
+
+    OMP_NUM_THREADS=2 (as the Makefile sets it) would otherwise give ``rays @ normal`` two threads.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=1)
+
+
+def _threads_in_use() -> dict:
+    """Thread counts the measured code can use: OpenCV's, each BLAS/OpenMP pool's (threadpoolctl)."""
+    import cv2
+
+    used = {"opencv": cv2.getNumThreads()}
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        used["blas"] = "unknown (threadpoolctl not installed)"
+        return used
+    for pool in threadpool_info():
+        used[f"{pool['user_api']}:{pool['internal_api']}"] = pool["num_threads"]
+    return used
+
+
 def measure(repeat: int = 50, warmup: int = 3, seed: int = 0) -> dict:
+    limit = _one_thread()
+    if limit is None:
+        return _measure(repeat, warmup, seed)
+    with limit:
+        return _measure(repeat, warmup, seed)
+
+
+def _measure(repeat: int, warmup: int, seed: int) -> dict:
     import cv2
 
     from ..embodied import EmbodiedConfig, EmbodiedDepth
     from ..ground import GroundPlane
 
     cv2.setNumThreads(1)
+    threads = _threads_in_use()
     camera, plane, labels = bench_frame(seed)
     embodied = EmbodiedDepth()
     full_res = EmbodiedDepth(EmbodiedConfig(inpaint_scale=1.0))
@@ -121,7 +158,10 @@ def measure(repeat: int = 50, warmup: int = 3, seed: int = 0) -> dict:
     result = embodied.compute(camera, plane, labels)
     out = {
         "frame": {"source": f"synthetic seed {seed} frame 0", "width": camera.width,
-                  "height": camera.height, "threads": 1,
+                  "height": camera.height,
+                  # the most threads any one pool could use, and each pool's count (read, not assumed)
+                  "threads": max([v for v in threads.values() if isinstance(v, int)] or [1]),
+                  "thread_pools": threads,
                   "region_fractions": {name: float(np.mean(result.region == code))
                                        for name, code in (("road", 1), ("ground", 2), ("vertical", 3),
                                                           ("inpainted", 4), ("sky", 5))}},
@@ -170,7 +210,7 @@ def plot(out: dict, path) -> None:
     ax.set_yscale("log")
     ax.set_xticks(xs, labels)
     ax.set_ylabel("ms (log)")
-    ax.set_title(f"embodied depth, 1242x375, 1 thread: ratio {out['ratio']:.1f}x "
+    ax.set_title(f"embodied depth, 1242x375, {out['frame']['threads']} thread(s): ratio {out['ratio']:.1f}x "
                  f"(load {out['load_average_1min']:.1f})")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -180,8 +220,6 @@ def plot(out: dict, path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.repeat < 1:
-        raise SystemExit(f"--repeat {args.repeat}: must be >= 1")
     out = measure(args.repeat, args.warmup, args.seed)
     text = json.dumps(out, indent=2)
     print(text)

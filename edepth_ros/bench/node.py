@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..commands.arg_types import domain_id
+from ..commands.arg_types import domain_id, image_file, non_negative_int, positive_int
 from ..safe_paths import output_file
 
 TARGETS = {"node_overhead_ms_median": 10.0, "pointcloud_ms_median": 5.0}
@@ -38,17 +38,17 @@ HEIGHT, PITCH, ROLL = 1.65, 0.0, 0.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--frames", type=int, default=30, help="timed frames end to end (default 30)")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeat", type=int, default=30, help="PointCloud2 builds timed (default 30)")
+    parser.add_argument("--frames", type=positive_int, default=30, help="timed frames end to end (default 30)")
+    parser.add_argument("--warmup", type=non_negative_int, default=3, help="untimed frames first (default 3)")
+    parser.add_argument("--repeat", type=positive_int, default=30, help="PointCloud2 builds timed (default 30)")
     parser.add_argument("--backend", default=None,
                         help="node backend (default: onnxruntime-cpu with the demo model, else embodied)")
     parser.add_argument("--model", default=None, help="model file (default: the demo model under models/)")
     parser.add_argument("--points", action="store_true", help="also subscribe to points (the node then builds them)")
     parser.add_argument("--domain-id", type=domain_id, default=60, help="ROS_DOMAIN_ID for the run, 0-232 (default 60)")
     parser.add_argument("--json", metavar="OUT", default=None, type=output_file, help="also write the JSON here")
-    parser.add_argument("--plot", metavar="PNG", default=None, type=output_file,
-                        help="also draw the distributions here")
+    parser.add_argument("--plot", metavar="PNG", default=None, type=image_file,
+                        help="also draw the distributions here (.png, .jpg, .svg or .pdf)")
 
 
 def _stats(ms) -> dict:
@@ -310,15 +310,13 @@ def plot(path, samples: dict, out: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.frames < 1 or args.repeat < 1:
-        raise SystemExit("--frames and --repeat must be >= 1")
     out = measure(args)
     samples = {"end_to_end": out["end_to_end"].pop("_samples"), "pointcloud": out["pointcloud"].pop("_samples")}
-    if args.plot:
-        plot(args.plot, samples, out)
     text = json.dumps(out, indent=2)
     print(text)
-    if args.json:
+    if args.json:  # before the plot: a plotting failure must not lose the measured results
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(text)
+    if args.plot:
+        plot(args.plot, samples, out)
     return 0

@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 from ..safe_paths import output_folder
-from .arg_types import domain_id, positive_float, scene_seed
+from .arg_types import DEMO_FRAMES_MAX, demo_frames, domain_id, positive_float, scene_seed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_out", type=output_folder, help="report folder (default demo_out)")
-    parser.add_argument("--frames", type=int, default=16, help="frames of the synthetic drive (10 Hz)")
+    parser.add_argument("--frames", type=demo_frames, default=16,
+                        help=f"frames of the synthetic drive (10 Hz; 1..{DEMO_FRAMES_MAX}, default 16)")
     parser.add_argument("--seed", type=scene_seed, default=2025, help="scene generator seed (not a training scene)")
     parser.add_argument("--rate", type=positive_float, default=0.25,
                         help="replay speed: 0.25 gives the node 400 ms a frame on a small CPU")
@@ -23,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--segmenter", action="store_true",
                         help="use the node's built-in segmenter instead of the scene's labels on /camera/semantic")
     parser.add_argument("--no-embodied-eval", action="store_true", help="skip the KITTI embodied-depth evaluation")
-    parser.add_argument("--cache-dir", default=None, help="where the demo bag is cached (default .cache/demo)")
+    parser.add_argument("--cache-dir", default=None, type=output_folder,
+                        help="where the demo bag is cached (default .cache/demo)")
     parser.add_argument("--timeout", type=positive_float, default=120.0, help="seconds to wait for the node and recorder")
 
 

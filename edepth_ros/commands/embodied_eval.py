@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..safe_paths import output_file, output_folder
+from .arg_types import float_range, positive_float
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,14 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seg", default="auto", metavar="auto|LABEL_DIR",
                         help="auto: the weight-free GeometricSegmenter; or a folder of uint8 Cityscapes "
                              "train-id label PNGs named by stem")
-    parser.add_argument("--ground-threshold", type=float, default=0.10, metavar="M",
+    parser.add_argument("--ground-threshold", type=positive_float, default=0.10, metavar="M",
                         help="LiDAR points within this distance of the LiDAR-fitted plane are the "
                              "ground points of the 'lidar_ground' score (default 0.10 m)")
-    parser.add_argument("--inpaint-scale", type=float, default=None,
-                        help="override EmbodiedConfig.inpaint_scale (1.0 = full-resolution Telea)")
-    parser.add_argument("--sidewalk-height", type=float, default=0.0, metavar="M",
+    # the ranges EmbodiedConfig accepts, checked here so that the message names the flag
+    parser.add_argument("--inpaint-scale", type=float_range(0.0, 1.0, "0 = no inpainting, 1 = full resolution"),
+                        default=None, help="override EmbodiedConfig.inpaint_scale (0..1; 1.0 = full-resolution Telea)")
+    parser.add_argument("--sidewalk-height", type=float_range(-1.0, 1.0, "metres from the road level"),
+                        default=0.0, metavar="M",
                         help="treat sidewalk pixels as raised by M metres (a curb) instead of at road "
-                             "level (EmbodiedConfig.ground_heights; default 0)")
+                             "level (EmbodiedConfig.ground_heights; -1..1, default 0)")
     parser.add_argument("--plots", metavar="DIR", default=None, type=output_folder,
                         help="write one PNG per frame (image, depth, regions, error at LiDAR points)")
     parser.add_argument("--json", metavar="OUT", default=None, type=output_file, help="write the results as JSON here")

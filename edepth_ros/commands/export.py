@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..safe_paths import output_file
+from .arg_types import SYNTHETIC_TEXTS_MAX, text_source
 
 
 def add_arguments(parser) -> None:
@@ -16,9 +17,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--width", type=int, required=True, help="model input width (multiple of 32)")
     text = parser.add_mutually_exclusive_group()
     text.add_argument("--text", help="the deployment's scene description; its (mu, sigma) is baked in")
-    text.add_argument("--text-from", metavar="SOURCE",
+    text.add_argument("--text-from", metavar="SOURCE", type=text_source,
                       help="descriptions to average: a .txt (one a line), a .json list, or synthetic[:N] "
-                           "(training-style text of N generated frames); default: the latent learned in training")
+                           f"(training-style text of N generated frames, 1..{SYNTHETIC_TEXTS_MAX}); default: the "
+                           "latent learned in training")
     parser.add_argument("--text-encoder", choices=("sentence-transformers", "clip"),
                         help="only confirms the kind: the text is embedded with the encoder the checkpoint "
                              "was trained with (another kind is refused)")
