@@ -111,12 +111,16 @@ def _threads_in_use() -> dict:
     except ImportError:
         used["blas"] = "unknown (threadpoolctl not installed)"
         return used
-    for pool in threadpool_info():
-        used[f"{pool['user_api']}:{pool['internal_api']}"] = pool["num_threads"]
+    for pool in threadpool_info():  # keyed by library too: numpy and OpenCV each load an OpenBLAS
+        name = Path(pool["filepath"]).name.split("-")[0].split(".so")[0]
+        used[f"{pool['user_api']}:{pool['internal_api']}:{name}"] = pool["num_threads"]
     return used
 
 
 def measure(repeat: int = 50, warmup: int = 3, seed: int = 0) -> dict:
+    import cv2  # noqa: F401  load every BLAS the measured code brings (OpenCV has its own OpenBLAS):
+    from .. import embodied, ground, synthetic  # noqa: F401  a limit covers only libraries already loaded
+
     limit = _one_thread()
     if limit is None:
         return _measure(repeat, warmup, seed)

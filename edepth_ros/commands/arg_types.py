@@ -102,10 +102,11 @@ def image_file(text: str):
 
     from ..safe_paths import output_file
 
+    path = output_file(text)  # a folder, or a path under a file, is named as such first
     if Path(text).suffix.lower() not in IMAGE_SUFFIXES:
         raise argparse.ArgumentTypeError(f"{text}: give a file name ending in one of {', '.join(IMAGE_SUFFIXES)} "
                                          "(the image format is taken from it)")
-    return output_file(text)
+    return path
 
 
 def text_source(text: str) -> str:
