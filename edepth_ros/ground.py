@@ -18,6 +18,12 @@ from .described import described
 
 LEVEL_NORMAL = np.array([0.0, -1.0, 0.0])
 
+
+def _finite_number(value) -> bool:
+    """A real, finite number (a bool, a string, NaN and inf are not): every limit, pose and setting here."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+            and math.isfinite(value))
+
 # optical frame axes expressed in a body frame x forward, y left, z up (REP 103): the columns
 # are optical x (right), y (down), z (forward)
 _BODY_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -50,8 +56,7 @@ class PoseLimits:
         # a NaN limit compares False with everything, which would switch its check off
         for name in ("min_height", "max_height", "max_tilt"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(value):
+            if not _finite_number(value):
                 raise GroundPoseError(f"PoseLimits.{name}: {value!r}; expected a finite number")
         if not 0 <= self.min_height < self.max_height:
             raise GroundPoseError(f"PoseLimits: min_height {self.min_height} m and max_height {self.max_height} m; "
@@ -162,8 +167,7 @@ class GroundPlane:
                     limits: Optional[PoseLimits] = PoseLimits()) -> "GroundPlane":
         """From static mounting parameters (metres, radians; see `transform_from_static`)."""
         for name, v in (("height", height), ("pitch", pitch), ("roll", roll), ("yaw", yaw)):
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(v):
+            if not _finite_number(v):
                 raise GroundPoseError(f"static ground pose: {name} is {v!r}; expected a finite number "
                                       "(metres or radians)")
         if height <= 0:
@@ -318,8 +322,7 @@ class PlaneTracker:
         # below 1 confirmed any fit after one frame: both switched the outlier rejection off
         def number(name: str, ok, need: str) -> None:
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(v) or not ok(v):
+            if not _finite_number(v) or not ok(v):
                 raise ValueError(f"PlaneTracker.{name}: {v!r}; must be {need}")
 
         number("alpha", lambda v: 0.0 < v <= 1.0, "in (0, 1]")
@@ -352,8 +355,7 @@ class PlaneTracker:
         return GroundPlane(n, (1 - w) * current.height + w * new.height)
 
     def update(self, fit: Optional[GroundPlane], stamp: float) -> Optional[GroundPlane]:
-        if isinstance(stamp, bool) or not isinstance(stamp, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(stamp):  # a NaN stamp would poison every later interval
+        if not _finite_number(stamp):  # a NaN stamp would poison every later interval
             raise ValueError(f"PlaneTracker.update: stamp {stamp!r}; expected a finite time in seconds")
         if fit is not None and not isinstance(fit, GroundPlane):
             raise ValueError(f"PlaneTracker.update: fit is {described(fit)}; expected a GroundPlane or None")

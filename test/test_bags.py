@@ -161,16 +161,22 @@ def test_truncated_mcap_is_read_up_to_the_cut(tmp_path):
     assert got == full[: len(got)]  # the readable front, in order, unchanged
 
 
-def test_kitti_raw_drive_to_bag(tmp_path, kitti_dir):
-    """A raw-drive layout built from symlinks to the shared object frames and the 2011_09_26 calibration."""
+def _raw_drive(tmp_path, kitti_dir, stems):
+    """A KITTI raw-drive layout of symlinks: the shared object frames `stems` and the 2011_09_26 calibration."""
     drive = tmp_path / "2011_09_26" / "2011_09_26_drive_0001_sync"
     (drive / "image_02" / "data").mkdir(parents=True)
     (drive / "velodyne_points" / "data").mkdir(parents=True)
     for f in (kitti_dir / "raw_calib" / "2011_09_26").glob("*.txt"):
         (drive.parent / f.name).symlink_to(f)
-    for i, stem in enumerate(("000001", "000002")):
+    for i, stem in enumerate(stems):
         (drive / "image_02" / "data" / f"{i:010d}.png").symlink_to(kitti_dir / "object" / "image_2" / f"{stem}.png")
         (drive / "velodyne_points" / "data" / f"{i:010d}.bin").symlink_to(kitti_dir / "object" / "velodyne" / f"{stem}.bin")
+    return drive
+
+
+def test_kitti_raw_drive_to_bag(tmp_path, kitti_dir):
+    """A raw-drive layout built from symlinks to the shared object frames and the 2011_09_26 calibration."""
+    drive = _raw_drive(tmp_path, kitti_dir, ("000001", "000002"))
     (drive / "image_02" / "timestamps.txt").write_text("2011-09-26 13:02:25.964389445\n2011-09-26 13:02:26.067700000\n")
     out = tmp_path / "kitti_bag"
     summary = mb.make_kitti_bag(out, drive, progress=False)
@@ -316,13 +322,7 @@ def test_header_stamps_read_from_cdr_and_unusable_stamps_are_named():
 
 def test_kitti_sensors_share_one_time_base_whichever_timestamps_txt_is_missing(tmp_path, kitti_dir):
     """A sensor without its timestamps.txt was stamped from 2024-01-01 while the other kept its 2011 stamps."""
-    drive = tmp_path / "2011_09_26" / "2011_09_26_drive_0001_sync"
-    (drive / "image_02" / "data").mkdir(parents=True)
-    (drive / "velodyne_points" / "data").mkdir(parents=True)
-    for f in (kitti_dir / "raw_calib" / "2011_09_26").glob("*.txt"):
-        (drive.parent / f.name).symlink_to(f)
-    (drive / "image_02" / "data" / "0000000000.png").symlink_to(kitti_dir / "object" / "image_2" / "000001.png")
-    (drive / "velodyne_points" / "data" / "0000000000.bin").symlink_to(kitti_dir / "object" / "velodyne" / "000001.bin")
+    drive = _raw_drive(tmp_path, kitti_dir, ("000001",))
 
     def stamps(out):
         with bio.BagReader(out) as r:

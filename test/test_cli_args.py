@@ -26,16 +26,21 @@ def _refused(argv: list[str], capsys, flag: str) -> str:
     return err
 
 
+def _must_not_start(monkeypatch, what: str, targets) -> None:
+    """Each (module, function) in targets fails the test when called: the bad value is refused first."""
+    def started(*a, **k):
+        raise AssertionError(f"the {what} started; the bad value should have been refused first")
+
+    for module, name in targets:
+        monkeypatch.setattr(module, name, started)
+
+
 @pytest.fixture
 def no_bench_work(monkeypatch):
     """Any benchmark body that starts fails the test: a bad value must be refused before the run."""
     from edepth_ros.bench import embodied, node
 
-    def started(*a, **k):
-        raise AssertionError("the benchmark ran; the bad value should have been refused first")
-
-    monkeypatch.setattr(embodied, "measure", started)
-    monkeypatch.setattr(node, "measure", started)
+    _must_not_start(monkeypatch, "benchmark", [(embodied, "measure"), (node, "measure")])
 
 
 @pytest.fixture
@@ -43,11 +48,7 @@ def no_long_work(monkeypatch):
     """Rendering a demo bag or describing synthetic frames fails the test (refused first, or hours of work)."""
     from edepth_ros import demo, export
 
-    def started(*a, **k):
-        raise AssertionError("the long job started; the bad value should have been refused first")
-
-    monkeypatch.setattr(demo, "run_demo", started)
-    monkeypatch.setattr(export, "_synthetic_texts", started)
+    _must_not_start(monkeypatch, "long job", [(demo, "run_demo"), (export, "_synthetic_texts")])
 
 
 # ------------------------------------------------------------------------------------- bench node

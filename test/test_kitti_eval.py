@@ -9,6 +9,7 @@ import pytest
 
 from edepth_ros import metrics as M
 from edepth_ros.evaluation import kitti_eval as ke
+from test_kitti import _raw_matrices  # the independent KITTI calibration reader of test_kitti.py
 
 FRAMES = ("0000000005", "0000000050", "0000000100")
 
@@ -360,17 +361,6 @@ def _peer_eigen_gt(velo, P, R0, Tr, width, height):
     return {k: d for k, d in best.items() if d > 0}  # depth 0 is no ground truth
 
 
-def _keyed(path):
-    out = {}
-    for line in open(path):
-        k, _, v = line.partition(":")
-        try:
-            out[k.strip()] = np.array([float(t) for t in v.split()])
-        except ValueError:
-            pass
-    return out
-
-
 def test_raw_lidar_ground_truth_is_the_peers_eigen_protocol_on_real_scans(tmp_path, kitti_dir):
     """edepth scored raw-LiDAR frames against camera z at pixel round(u): one pixel down-right of, and 2-3% nearer
     than, the peers' Eigen ground truth (Monodepth2's export_gt_depth), so its Eigen figures were not comparable."""
@@ -383,7 +373,7 @@ def test_raw_lidar_ground_truth_is_the_peers_eigen_protocol_on_real_scans(tmp_pa
     assert source == "velodyne"
     # fit-gt still fits the road to metric camera-frame points (camera z at the true pixel): the KITTI mounting
     assert 1.55 < ke.frame_for(entry, "fit-gt", 1.65)[0].plane.height < 1.8
-    c2c, v2c = _keyed(raw / "2011_09_26" / "calib_cam_to_cam.txt"), _keyed(raw / "2011_09_26" / "calib_velo_to_cam.txt")
+    c2c, v2c = _raw_matrices(raw / "2011_09_26" / "calib_cam_to_cam.txt"), _raw_matrices(raw / "2011_09_26" / "calib_velo_to_cam.txt")
     want = _peer_eigen_gt(kitti.read_velodyne(entry.velodyne), c2c["P_rect_02"].reshape(3, 4),
                           c2c["R_rect_00"].reshape(3, 3), np.hstack([v2c["R"].reshape(3, 3), v2c["T"].reshape(3, 1)]),
                           1242, 375)
@@ -396,7 +386,7 @@ def test_raw_lidar_ground_truth_is_the_peers_eigen_protocol_on_real_scans(tmp_pa
         velo = kitti.read_velodyne(kitti_dir / "object" / "velodyne" / f"{stem}.bin")
         calib = kitti.read_object_calib(kitti_dir / "object" / "calib" / f"{stem}.txt", 1242, 375)
         gt = ke.eigen_raw_depth(velo, calib, 1242, 375)
-        c = _keyed(kitti_dir / "object" / "calib" / f"{stem}.txt")
+        c = _raw_matrices(kitti_dir / "object" / "calib" / f"{stem}.txt")
         want = _peer_eigen_gt(velo, c["P2"].reshape(3, 4), c["R0_rect"].reshape(3, 3),
                               c["Tr_velo_to_cam"].reshape(3, 4), 1242, 375)
         assert len(want) > 15_000

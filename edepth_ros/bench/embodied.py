@@ -18,6 +18,7 @@ wall-clock (median, p95, min) and process CPU time (cpu_median, cpu_p95) in ms, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -90,14 +91,14 @@ def reference_depth(camera, plane, labels, groups, radius: float = 3.0) -> np.nd
 
 
 def _one_thread():
-    """A context limiting numpy's BLAS pool to one thread (threadpoolctl), or None without threadpoolctl.
+    """A context limiting the loaded BLAS pools to one thread (threadpoolctl; a no-op without it).
 
     OMP_NUM_THREADS=2 (as the Makefile sets it) would otherwise give ``rays @ normal`` two threads.
     """
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        return None
+        return contextlib.nullcontext()
     return threadpool_limits(limits=1)
 
 
@@ -121,10 +122,7 @@ def measure(repeat: int = 50, warmup: int = 3, seed: int = 0) -> dict:
     import cv2  # noqa: F401  load every BLAS the measured code brings (OpenCV has its own OpenBLAS):
     from .. import embodied, ground, synthetic  # noqa: F401  a limit covers only libraries already loaded
 
-    limit = _one_thread()
-    if limit is None:
-        return _measure(repeat, warmup, seed)
-    with limit:
+    with _one_thread():
         return _measure(repeat, warmup, seed)
 
 
